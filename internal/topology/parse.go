@@ -200,6 +200,7 @@ func (p *parser) services(n *yaml.Node) {
 		for _, f := range s.Failover {
 			p.refs = append(p.refs, ref{"site", f, pos(failoverNode), what + " failover"})
 		}
+		s.Check.applyDefaults()
 		if s.DNSName == "" {
 			s.DNSName = strings.ToLower(name)
 		}
@@ -239,8 +240,10 @@ func (p *parser) check(n *yaml.Node, svc string, c *Check) {
 		"dns": func(k, v *yaml.Node) {
 			setType(k, CheckDNS)
 			d.Mapping(v, what+" dns", map[string]yamlnode.Field{
-				"query":  func(_, v *yaml.Node) { c.Query = d.String(v, what+" dns query") },
-				"type":   func(_, v *yaml.Node) { c.QType = d.Enum(v, what+" dns type", "A", "AAAA", "CNAME", "TXT", "SRV", "MX", "NS", "SOA") },
+				"query": func(_, v *yaml.Node) { c.Query = d.String(v, what+" dns query") },
+				"type": func(_, v *yaml.Node) {
+					c.QType = d.Enum(v, what+" dns type", "A", "AAAA", "CNAME", "TXT", "SRV", "MX", "NS", "SOA")
+				},
 				"expect": func(_, v *yaml.Node) { c.Expect = d.Text(v, what+" dns expect") },
 			})
 		},
@@ -264,27 +267,7 @@ func (p *parser) check(n *yaml.Node, svc string, c *Check) {
 		"rise":     func(_, v *yaml.Node) { c.Rise = d.Int(v, what+" rise", 1, 100) },
 		"fall":     func(_, v *yaml.Node) { c.Fall = d.Int(v, what+" fall", 1, 100) },
 	})
-	if c.Interval == 0 {
-		c.Interval = DefaultCheckInterval
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultCheckTimeout
-	}
-	if c.Rise == 0 {
-		c.Rise = DefaultRise
-	}
-	if c.Fall == 0 {
-		c.Fall = DefaultFall
-	}
-	if (c.Type == CheckHTTP || c.Type == CheckHTTPS) && c.Path == "" {
-		c.Path = "/"
-	}
-	if (c.Type == CheckHTTP || c.Type == CheckHTTPS) && c.Status == 0 {
-		c.Status = 200
-	}
-	if c.Type == CheckDNS && c.QType == "" {
-		c.QType = "A"
-	}
+	c.applyDefaults()
 	if c.Timeout > c.Interval {
 		d.Errorf(n, "%s: timeout %s is longer than interval %s (expected timeout <= interval)", what, c.Timeout, c.Interval)
 	}
@@ -302,8 +285,8 @@ func (p *parser) endpoints(n *yaml.Node, s *Service) {
 				siteNode = v
 				e.Site = d.String(v, what+" site")
 			},
-			"rack":     func(_, v *yaml.Node) { e.Rack = d.String(v, what+" rack") },
-			"address":  func(_, v *yaml.Node) { e.Address = d.Text(v, what+" address") },
+			"rack":    func(_, v *yaml.Node) { e.Rack = d.String(v, what+" rack") },
+			"address": func(_, v *yaml.Node) { e.Address = d.Text(v, what+" address") },
 			"port": func(_, v *yaml.Node) {
 				hasPort = true
 				e.Port = d.Int(v, what+" port", 1, 65535)
@@ -496,4 +479,29 @@ func validDNSName(s string) bool {
 		}
 	}
 	return true
+}
+
+// applyDefaults fills unset check fields with their documented defaults.
+func (c *Check) applyDefaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultCheckInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultCheckTimeout
+	}
+	if c.Rise == 0 {
+		c.Rise = DefaultRise
+	}
+	if c.Fall == 0 {
+		c.Fall = DefaultFall
+	}
+	if (c.Type == CheckHTTP || c.Type == CheckHTTPS) && c.Path == "" {
+		c.Path = "/"
+	}
+	if (c.Type == CheckHTTP || c.Type == CheckHTTPS) && c.Status == 0 {
+		c.Status = 200
+	}
+	if c.Type == CheckDNS && c.QType == "" {
+		c.QType = "A"
+	}
 }
