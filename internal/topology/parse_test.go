@@ -308,3 +308,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDocExample keeps docs/topology.md's complete example valid.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/topology.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	start := strings.Index(s, "## A complete example")
+	if start < 0 {
+		t.Fatal("docs/topology.md lost its complete example")
+	}
+	s = s[start:]
+	b := strings.Index(s, "```yaml\n")
+	e := strings.Index(s[b+8:], "```")
+	if b < 0 || e < 0 {
+		t.Fatal("no yaml block in the example section")
+	}
+	if _, err := Parse("docs/topology.md", []byte(s[b+8:b+8+e])); err != nil {
+		t.Fatalf("the documented example does not parse:\n%v", err)
+	}
+}
