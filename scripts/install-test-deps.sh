@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A need=(
   [dig]=dnsutils
   [kdig]=knot-dnsutils
+  [/usr/sbin/sshd]=openssh-server
 )
 missing=()
 for cmd in "${!need[@]}"; do
