@@ -8,6 +8,7 @@ declare -A need=(
   [dig]=dnsutils
   [kdig]=knot-dnsutils
   [/usr/sbin/sshd]=openssh-server
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do
