@@ -1,0 +1,763 @@
+// Package decide is firebreak's leader-side judgement: from every live
+// observer's observations it computes endpoint and site verdicts, routing per
+// service and policy, and applies the safety rules of DESIGN.md (never zero
+// endpoints, at most maxAutoEvacuatedSites evacuated by automation, hold-down
+// dampening, no decision without quorum) and human overrides.
+//
+// The core is the pure function Engine.Step: observations, the live node
+// set, overrides, the previous State and the time go in; the next State,
+// history Events and current Alarms come out. Decider is the thin etcd layer
+// that feeds Step from watches and writes its results with transactions; it
+// must run only on the leader.
+package decide
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/firebreak/firebreak/internal/probe"
+	"github.com/firebreak/firebreak/internal/routing"
+	"github.com/firebreak/firebreak/internal/topology"
+)
+
+// Verdict states.
+const (
+	Up   = "up"
+	Down = "down"
+)
+
+// Event kinds in the history.
+const (
+	EventEndpoint = "endpoint" // an endpoint verdict changed
+	EventSite     = "site"     // a site verdict changed
+	EventRoute    = "route"    // a service's routing changed
+	EventAlarm    = "alarm"    // an alarm was raised (To "raised") or cleared (To "cleared")
+)
+
+// Alarm kinds.
+const (
+	AlarmFailOpen        = "fail-open"         // every endpoint of a service is down; the last set is served
+	AlarmEvacuationLimit = "evacuation-limit"  // a down site was not evacuated: maxAutoEvacuatedSites reached
+	AlarmPartition       = "suspect-partition" // an observer sees everything outside its site down; its votes are discounted
+	AlarmNoQuorum        = "no-quorum"         // too few live nodes; no decision is made
+)
+
+// Input is everything Step needs besides the previous state.
+type Input struct {
+	// Now is the decision time.
+	Now time.Time
+	// Live holds the names of nodes whose lease is alive.
+	Live map[string]bool
+	// Observations maps observer -> endpoint ID -> up.
+	Observations map[string]map[string]bool
+	// Overrides are all stored overrides; expired ones are ignored.
+	Overrides []Override
+	// Quorum is false when the caller cannot reach a store quorum; Step then
+	// decides nothing.
+	Quorum bool
+}
+
+// EndpointVerdict is the leader's conclusion about one endpoint.
+type EndpointVerdict struct {
+	ID    string    `json:"id"`
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// UpVotes, DownVotes and Voters count the live, undiscounted assigned
+	// observers at the last decision.
+	UpVotes   int `json:"upVotes"`
+	DownVotes int `json:"downVotes"`
+	Voters    int `json:"voters"`
+}
+
+// SiteVerdict is the leader's conclusion about one site.
+type SiteVerdict struct {
+	Site   string    `json:"site"`
+	State  string    `json:"state"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+	// Evacuated is true when automation has taken the site out of routing.
+	Evacuated bool `json:"evacuated,omitempty"`
+}
+
+// Alarm is a condition people must look at.
+type Alarm struct {
+	Kind    string `json:"kind"`
+	Subject string `json:"subject"`
+	Message string `json:"message"`
+}
+
+func (a Alarm) key() string { return a.Kind + "|" + a.Subject }
+
+// Event is one entry of the append-only history.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// State is what the leader knows after a Step. Treat it as immutable: Step
+// returns a new State and never modifies the previous one.
+type State struct {
+	Endpoints map[string]EndpointVerdict `json:"endpoints"`
+	Sites     map[string]SiteVerdict     `json:"sites"`
+	Routes    map[string]*routing.Route  `json:"routes"`
+	// Evacuated lists the sites automation has evacuated, oldest first.
+	Evacuated []string `json:"evacuated,omitempty"`
+	// Alarms are the current alarms, sorted by kind and subject.
+	Alarms []Alarm `json:"alarms,omitempty"`
+	// Suspected lists observers whose votes are discounted.
+	Suspected []string `json:"suspected,omitempty"`
+	// overrideSig is, per service, a signature of the active overrides that
+	// touch it; a change of signature bypasses hold-down.
+	overrideSig map[string]string
+}
+
+// Output is the result of one Step.
+type Output struct {
+	State  *State
+	Events []Event
+}
+
+// Engine computes verdicts and routing for one topology. It is safe for
+// concurrent use; it holds no mutable state.
+type Engine struct {
+	topo   *topology.Topology
+	others int
+	eps    []*topology.Endpoint
+	siteOf map[string]string // node -> site
+}
+
+// NewEngine returns an engine for t. others is how many sites besides an
+// endpoint's own observe it (probe.DefaultOtherSites when <= 0); it must
+// match the probers' setting.
+func NewEngine(t *topology.Topology, others int) *Engine {
+	e := &Engine{topo: t, others: others, eps: t.Endpoints(), siteOf: map[string]string{}}
+	for _, n := range t.Nodes {
+		e.siteOf[n.Name] = n.Site
+	}
+	return e
+}
+
+// Topology returns the engine's topology.
+func (e *Engine) Topology() *topology.Topology { return e.topo }
+
+// Step computes the next state. prev may be nil (first decision).
+func (e *Engine) Step(prev *State, in Input) Output {
+	if prev == nil {
+		prev = &State{}
+	}
+	now := in.Now
+	next := &State{
+		Endpoints:   map[string]EndpointVerdict{},
+		Sites:       map[string]SiteVerdict{},
+		Routes:      map[string]*routing.Route{},
+		overrideSig: map[string]string{},
+	}
+	var events []Event
+
+	// No decision without quorum: keep everything, raise one alarm.
+	if !e.quorum(in) {
+		maps(next, prev)
+		next.Alarms = []Alarm{{Kind: AlarmNoQuorum, Subject: "store", Message: "no quorum of live nodes or store; no decision is made"}}
+		events = append(events, alarmEvents(now, prev.Alarms, next.Alarms)...)
+		return Output{State: next, Events: events}
+	}
+
+	active := activeOverrides(in.Overrides, now)
+	assign := probe.Assign(e.topo, in.Live, e.others)
+	var alarms []Alarm
+
+	// Partition suspicion.
+	suspected := e.suspects(in, assign)
+	for _, o := range suspected {
+		alarms = append(alarms, Alarm{Kind: AlarmPartition, Subject: o,
+			Message: fmt.Sprintf("observer %s sees every endpoint outside site %s down while others see some up; its votes are discounted", o, e.siteOf[o])})
+	}
+	isSuspect := func(o string) bool { _, ok := slices.BinarySearch(suspected, o); return ok }
+	next.Suspected = suspected
+
+	// Endpoint verdicts.
+	for _, ep := range e.eps {
+		id := ep.ID()
+		pv, had := prev.Endpoints[id]
+		if !had {
+			pv = EndpointVerdict{ID: id, State: Up, Since: now}
+		}
+		v := EndpointVerdict{ID: id, State: pv.State, Since: pv.Since}
+		for _, o := range assign[id] {
+			if !in.Live[o] || isSuspect(o) {
+				continue
+			}
+			v.Voters++
+			up, ok := in.Observations[o][id]
+			if !ok {
+				continue
+			}
+			if up {
+				v.UpVotes++
+			} else {
+				v.DownVotes++
+			}
+		}
+		switch {
+		case v.DownVotes*2 > v.Voters:
+			v.State = Down
+		case v.UpVotes*2 > v.Voters:
+			v.State = Up
+		}
+		if v.State != pv.State {
+			v.Since = now
+			if had || v.State == Down {
+				events = append(events, Event{Time: now, Kind: EventEndpoint, Subject: id, From: pv.State, To: v.State,
+					Reason: fmt.Sprintf("%d of %d observers say down, %d up", v.DownVotes, v.Voters, v.UpVotes)})
+			}
+		}
+		next.Endpoints[id] = v
+	}
+
+	// Site verdicts.
+	siteEps := map[string][]*topology.Endpoint{}
+	for _, ep := range e.eps {
+		siteEps[ep.Site] = append(siteEps[ep.Site], ep)
+	}
+	for _, s := range e.topo.Sites {
+		sv := e.siteVerdict(s, siteEps[s.Name], next.Endpoints, in, isSuspect)
+		pv, had := prev.Sites[s.Name]
+		sv.Since = now
+		if had && pv.State == sv.State {
+			sv.Since = pv.Since
+		}
+		if (had && pv.State != sv.State) || (!had && sv.State == Down) {
+			from := pv.State
+			if !had {
+				from = Up
+			}
+			events = append(events, Event{Time: now, Kind: EventSite, Subject: s.Name, From: from, To: sv.State, Reason: sv.Reason})
+		}
+		next.Sites[s.Name] = sv
+	}
+
+	// Evacuation, limited by maxAutoEvacuatedSites. Previously evacuated
+	// sites that are still down keep their place; new ones come in name order.
+	drained := map[string]bool{}
+	for _, o := range active {
+		if o.Kind == KindDrain {
+			drained[o.Target] = true
+		}
+	}
+	globalFreeze := false
+	for _, o := range active {
+		if o.Kind == KindFreeze && o.Target == "" {
+			globalFreeze = true
+		}
+	}
+	evacuated := map[string]bool{}
+	refused := map[string]bool{}
+	limit := e.topo.Decide.MaxAutoEvacuatedSites
+	wantEvac := func(site string) bool {
+		return next.Sites[site].State == Down && len(siteEps[site]) > 0 && !drained[site]
+	}
+	for _, s := range prev.Evacuated {
+		if wantEvac(s) && len(next.Evacuated) < limit {
+			next.Evacuated = append(next.Evacuated, s)
+			evacuated[s] = true
+		}
+	}
+	for _, s := range e.topo.Sites {
+		if !wantEvac(s.Name) || evacuated[s.Name] {
+			continue
+		}
+		if len(next.Evacuated) < limit && !globalFreeze {
+			next.Evacuated = append(next.Evacuated, s.Name)
+			evacuated[s.Name] = true
+			continue
+		}
+		refused[s.Name] = true
+		msg := fmt.Sprintf("site %s is down but %d site(s) are already evacuated (maxAutoEvacuatedSites %d); it stays in routing", s.Name, len(next.Evacuated), limit)
+		if globalFreeze {
+			msg = fmt.Sprintf("site %s is down but automation is frozen; it stays in routing", s.Name)
+		}
+		alarms = append(alarms, Alarm{Kind: AlarmEvacuationLimit, Subject: s.Name, Message: msg})
+	}
+	for s := range evacuated {
+		sv := next.Sites[s]
+		sv.Evacuated = true
+		next.Sites[s] = sv
+	}
+
+	// Routing.
+	forced := map[string]string{}
+	for _, o := range active {
+		switch o.Kind {
+		case KindForceUp:
+			forced[o.Target] = Up
+		case KindForceDown:
+			if forced[o.Target] == "" {
+				forced[o.Target] = Down
+			}
+		}
+	}
+	for _, svc := range e.topo.Services {
+		if len(svc.Endpoints) == 0 {
+			continue
+		}
+		frozen := globalFreeze
+		sig := []string{}
+		for _, o := range active {
+			switch {
+			case o.Kind == KindFreeze && (o.Target == "" || o.Target == svc.Name):
+				frozen = true
+				sig = append(sig, o.ID)
+			case o.Kind == KindDrain && hasSite(svc, o.Target),
+				(o.Kind == KindForceUp || o.Kind == KindForceDown) && strings.HasPrefix(o.Target, svc.Name+"/"):
+				sig = append(sig, o.ID)
+			}
+		}
+		sort.Strings(sig)
+		next.overrideSig[svc.Name] = strings.Join(sig, ",")
+		pr := prev.Routes[svc.Name]
+		inPrev := map[string]bool{}
+		if pr != nil {
+			for _, t := range pr.Targets {
+				inPrev[t.ID] = true
+			}
+		}
+		var why []string
+		healthy := func(ep *topology.Endpoint) bool {
+			id := ep.ID()
+			switch forced[id] {
+			case Up:
+				return true
+			case Down:
+				return false
+			}
+			if drained[ep.Site] {
+				return false
+			}
+			if frozen && pr != nil {
+				return inPrev[id]
+			}
+			if evacuated[ep.Site] {
+				return false
+			}
+			if refused[ep.Site] {
+				return true
+			}
+			return next.Endpoints[id].State == Up
+		}
+		r := buildRoute(svc, e.topo, healthy)
+		if len(r.Targets) == 0 {
+			r.FailOpen = true
+			if pr != nil && len(pr.Targets) > 0 {
+				r.Targets = slices.Clone(pr.Targets)
+				r.BySite = pr.BySite
+			} else {
+				r = buildRoute(svc, e.topo, func(*topology.Endpoint) bool { return true })
+				r.FailOpen = true
+			}
+			alarms = append(alarms, Alarm{Kind: AlarmFailOpen, Subject: svc.Name,
+				Message: fmt.Sprintf("every endpoint of %s is down or excluded; serving the last non-empty set", svc.Name)})
+		}
+		// Hold-down: within holdDown of the last change, removals wait;
+		// additions (capacity restored) and override changes pass.
+		if pr != nil && !sameTargets(pr.Targets, r.Targets) && !r.FailOpen &&
+			prev.overrideSig[svc.Name] == next.overrideSig[svc.Name] &&
+			now.Before(pr.UpdatedAt.Add(e.topo.Decide.HoldDown)) {
+			merged := mergeTargets(svc, pr.Targets, r.Targets)
+			if len(merged) != len(r.Targets) {
+				r.Targets = merged
+				r.BySite = mergeBySite(svc, pr.BySite, r.BySite)
+				why = append(why, "hold-down: removals wait until "+pr.UpdatedAt.Add(e.topo.Decide.HoldDown).Format(time.RFC3339Nano))
+			}
+		}
+		r.Service = svc.Name
+		r.Policy = svc.Policy
+		if pr != nil && routeEqual(pr, r) {
+			next.Routes[svc.Name] = pr
+			continue
+		}
+		r.UpdatedAt = now
+		if pr != nil {
+			r.Revision = pr.Revision + 1
+		} else {
+			r.Revision = 1
+		}
+		why = append(why, routeReason(svc, pr, r, next)...)
+		r.Reason = strings.Join(why, "; ")
+		next.Routes[svc.Name] = r
+		events = append(events, Event{Time: now, Kind: EventRoute, Subject: svc.Name,
+			From: targetIDs(pr), To: targetIDs(r), Reason: r.Reason})
+	}
+
+	sort.Slice(alarms, func(i, j int) bool { return alarms[i].key() < alarms[j].key() })
+	next.Alarms = alarms
+	events = append(events, alarmEvents(now, prev.Alarms, alarms)...)
+	return Output{State: next, Events: events}
+}
+
+// quorum: the caller's store quorum, and more than half of the topology's
+// nodes live (when the topology declares nodes).
+func (e *Engine) quorum(in Input) bool {
+	if !in.Quorum {
+		return false
+	}
+	if len(e.topo.Nodes) == 0 {
+		return true
+	}
+	live := 0
+	for _, n := range e.topo.Nodes {
+		if in.Live[n.Name] {
+			live++
+		}
+	}
+	return live*2 > len(e.topo.Nodes)
+}
+
+// suspects returns, sorted, the live observers that see every endpoint
+// outside their own site down (having at least one such opinion) while
+// another live observer in a different site sees at least one of those up.
+func (e *Engine) suspects(in Input, assign probe.Assignment) []string {
+	var out []string
+	for o, obs := range in.Observations {
+		if !in.Live[o] {
+			continue
+		}
+		site := e.siteOf[o]
+		var outside []string
+		allDown := true
+		for id, up := range obs {
+			if epSite(id) == site || !assign.Has(id, o) {
+				continue
+			}
+			outside = append(outside, id)
+			if up {
+				allDown = false
+				break
+			}
+		}
+		if !allDown || len(outside) == 0 {
+			continue
+		}
+		contradicted := false
+		for p, pobs := range in.Observations {
+			if p == o || !in.Live[p] || e.siteOf[p] == site {
+				continue
+			}
+			for _, id := range outside {
+				if pobs[id] {
+					contradicted = true
+					break
+				}
+			}
+			if contradicted {
+				break
+			}
+		}
+		if contradicted {
+			out = append(out, o)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[string]EndpointVerdict, in Input, isSuspect func(string) bool) SiteVerdict {
+	sv := SiteVerdict{Site: s.Name, State: Up}
+	hasNodes, leaseGone := false, true
+	for _, n := range e.topo.Nodes {
+		if n.Site == s.Name {
+			hasNodes = true
+			if in.Live[n.Name] {
+				leaseGone = false
+			}
+		}
+	}
+	leaseGone = leaseGone && hasNodes
+	if len(eps) == 0 {
+		if leaseGone {
+			sv.State, sv.Reason = Down, "node lease expired"
+		}
+		return sv
+	}
+	allDown := true
+	for _, ep := range eps {
+		if ev[ep.ID()].State != Down {
+			allDown = false
+			break
+		}
+	}
+	if allDown {
+		sv.State, sv.Reason = Down, fmt.Sprintf("all %d endpoints down", len(eps))
+		return sv
+	}
+	if !leaseGone {
+		return sv
+	}
+	// The site's own node is gone: ask the remaining observers whether they
+	// see its endpoints down.
+	seeing, seeDown := 0, 0
+	for o, obs := range in.Observations {
+		if !in.Live[o] || isSuspect(o) || e.siteOf[o] == s.Name {
+			continue
+		}
+		n, down := 0, 0
+		for _, ep := range eps {
+			if up, ok := obs[ep.ID()]; ok {
+				n++
+				if !up {
+					down++
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		seeing++
+		if down == n {
+			seeDown++
+		}
+	}
+	if seeing > 0 && seeDown*2 > seeing {
+		sv.State = Down
+		sv.Reason = fmt.Sprintf("node lease expired and %d of %d remaining observers see its endpoints down", seeDown, seeing)
+	}
+	return sv
+}
+
+// buildRoute applies the service's policy to the endpoints healthy reports.
+func buildRoute(svc *topology.Service, t *topology.Topology, healthy func(*topology.Endpoint) bool) *routing.Route {
+	r := &routing.Route{Targets: []routing.Target{}}
+	var ok []*topology.Endpoint
+	for _, ep := range svc.Endpoints {
+		if healthy(ep) {
+			ok = append(ok, ep)
+		}
+	}
+	switch svc.Policy {
+	case topology.PolicyFailover:
+		for _, site := range failoverOrder(svc) {
+			for _, ep := range ok {
+				if ep.Site == site {
+					r.Targets = append(r.Targets, target(ep, ep.Weight))
+				}
+			}
+			if len(r.Targets) > 0 {
+				break
+			}
+		}
+	case topology.PolicyWeighted:
+		for _, ep := range ok {
+			r.Targets = append(r.Targets, target(ep, ep.Weight))
+		}
+	case topology.PolicyNearest:
+		for _, ep := range ok {
+			r.Targets = append(r.Targets, target(ep, ep.Capacity))
+		}
+		if len(r.Targets) > 0 {
+			r.BySite = map[string][]routing.Target{}
+			for _, s := range t.Sites {
+				var local []routing.Target
+				for _, ep := range ok {
+					if ep.Site == s.Name {
+						local = append(local, target(ep, ep.Capacity))
+					}
+				}
+				if len(local) == 0 {
+					local = slices.Clone(r.Targets)
+				}
+				r.BySite[s.Name] = local
+			}
+		}
+	default: // active-active
+		for _, ep := range ok {
+			r.Targets = append(r.Targets, target(ep, ep.Capacity))
+		}
+	}
+	return r
+}
+
+func failoverOrder(svc *topology.Service) []string {
+	order := slices.Clone(svc.Failover)
+	for _, ep := range svc.Endpoints {
+		if !slices.Contains(order, ep.Site) {
+			order = append(order, ep.Site)
+		}
+	}
+	return order
+}
+
+func target(ep *topology.Endpoint, w int) routing.Target {
+	return routing.Target{ID: ep.ID(), Site: ep.Site, Address: ep.Address, Port: ep.Port, Weight: w}
+}
+
+func hasSite(svc *topology.Service, site string) bool {
+	for _, ep := range svc.Endpoints {
+		if ep.Site == site {
+			return true
+		}
+	}
+	return false
+}
+
+// epSite extracts the site from an endpoint ID (service/site/address:port).
+func epSite(id string) string {
+	_, rest, ok := strings.Cut(id, "/")
+	if !ok {
+		return ""
+	}
+	site, _, _ := strings.Cut(rest, "/")
+	return site
+}
+
+func sameTargets(a, b []routing.Target) bool {
+	return slices.Equal(a, b)
+}
+
+func routeEqual(a, b *routing.Route) bool {
+	if a.FailOpen != b.FailOpen || a.Policy != b.Policy || !sameTargets(a.Targets, b.Targets) || len(a.BySite) != len(b.BySite) {
+		return false
+	}
+	for k, v := range a.BySite {
+		if !sameTargets(v, b.BySite[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeTargets returns the union of old and cur in the service's endpoint
+// order (cur's weights win).
+func mergeTargets(svc *topology.Service, old, cur []routing.Target) []routing.Target {
+	by := map[string]routing.Target{}
+	for _, t := range old {
+		by[t.ID] = t
+	}
+	for _, t := range cur {
+		by[t.ID] = t
+	}
+	out := make([]routing.Target, 0, len(by))
+	for _, ep := range svc.Endpoints {
+		if t, ok := by[ep.ID()]; ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func mergeBySite(svc *topology.Service, old, cur map[string][]routing.Target) map[string][]routing.Target {
+	if old == nil && cur == nil {
+		return nil
+	}
+	out := map[string][]routing.Target{}
+	for k, v := range cur {
+		out[k] = mergeTargets(svc, old[k], v)
+	}
+	for k, v := range old {
+		if _, ok := out[k]; !ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func targetIDs(r *routing.Route) string {
+	if r == nil {
+		return ""
+	}
+	ids := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		ids[i] = t.ID
+	}
+	s := strings.Join(ids, ",")
+	if r.FailOpen {
+		s += " (fail-open)"
+	}
+	return s
+}
+
+func routeReason(svc *topology.Service, pr, r *routing.Route, st *State) []string {
+	if pr == nil {
+		return []string{"initial routing"}
+	}
+	var why []string
+	for _, s := range st.Evacuated {
+		if hasSite(svc, s) {
+			why = append(why, "site "+s+" evacuated")
+		}
+	}
+	in := map[string]bool{}
+	for _, t := range r.Targets {
+		in[t.ID] = true
+	}
+	for _, t := range pr.Targets {
+		if !in[t.ID] {
+			why = append(why, "removed "+t.ID+" ("+st.Endpoints[t.ID].State+")")
+		}
+		delete(in, t.ID)
+	}
+	for _, t := range r.Targets {
+		if in[t.ID] {
+			why = append(why, "added "+t.ID)
+		}
+	}
+	if r.FailOpen {
+		why = append(why, "fail-open")
+	}
+	return why
+}
+
+func activeOverrides(all []Override, now time.Time) []Override {
+	var out []Override
+	for _, o := range all {
+		if o.Active(now) && o.Validate() == nil {
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func alarmEvents(now time.Time, prev, cur []Alarm) []Event {
+	var out []Event
+	was := map[string]bool{}
+	for _, a := range prev {
+		was[a.key()] = true
+	}
+	is := map[string]bool{}
+	for _, a := range cur {
+		is[a.key()] = true
+		if !was[a.key()] {
+			out = append(out, Event{Time: now, Kind: EventAlarm, Subject: a.Kind + " " + a.Subject, To: "raised", Reason: a.Message})
+		}
+	}
+	for _, a := range prev {
+		if !is[a.key()] {
+			out = append(out, Event{Time: now, Kind: EventAlarm, Subject: a.Kind + " " + a.Subject, To: "cleared"})
+		}
+	}
+	return out
+}
+
+// maps copies prev's verdicts and routes into next (no decision).
+func maps(next, prev *State) {
+	for k, v := range prev.Endpoints {
+		next.Endpoints[k] = v
+	}
+	for k, v := range prev.Sites {
+		next.Sites[k] = v
+	}
+	for k, v := range prev.Routes {
+		next.Routes[k] = v
+	}
+	for k, v := range prev.overrideSig {
+		next.overrideSig[k] = v
+	}
+	next.Evacuated = slices.Clone(prev.Evacuated)
+	next.Suspected = slices.Clone(prev.Suspected)
+}
