@@ -85,6 +85,7 @@ Start with:  firebreak analyze examples/kakao-2022.yaml`,
 var commands = []func(*cli) *cobra.Command{
 	newVersionCmd,
 	newValidateCmd,
+	newAnalyzeCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
