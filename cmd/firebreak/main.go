@@ -86,6 +86,7 @@ var commands = []func(*cli) *cobra.Command{
 	newVersionCmd,
 	newValidateCmd,
 	newAnalyzeCmd,
+	newGenTopologyCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {

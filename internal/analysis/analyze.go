@@ -138,21 +138,36 @@ func (g *graph) specs(opts Options) []spec {
 // scenario turns the evaluated state in sc into a Scenario.
 func (g *graph) scenario(sp *spec, sc *scratch) Scenario {
 	s := Scenario{ID: sp.id, Kind: sp.kind, Lost: sp.lost, Total: g.nsvc}
+	// One allocation for the impacts and one for all their chains.
+	links := 0
 	for v := 0; v < g.nsvc; v++ {
-		st := sc.status[v]
-		if st == stUp {
+		switch sc.status[v] {
+		case stDown:
+			s.Down++
+		case stDegraded:
+			s.Degraded++
+		default:
 			continue
 		}
-		if st == stDown {
-			s.Down++
-		} else {
-			s.Degraded++
+		links += int(sc.depth[v])
+	}
+	if n := s.Down + s.Degraded; n > 0 {
+		s.Services = make([]ServiceImpact, 0, n)
+		arena := make([]Link, links)
+		for v := 0; v < g.nsvc; v++ {
+			st := sc.status[v]
+			if st == stUp {
+				continue
+			}
+			d := int(sc.depth[v])
+			ch := g.chain(sp, sc, int32(v), arena[:0:d])
+			arena = arena[d:]
+			svc := g.t.Services[v]
+			s.Services = append(s.Services, ServiceImpact{
+				Service: svc.Name, Kind: svc.Kind, Tier: svc.Tier, Status: statusOf[st],
+				Chain: ch, Capacity: int(sc.remCap[v]), Peak: int(g.peak[v]),
+			})
 		}
-		svc := g.t.Services[v]
-		s.Services = append(s.Services, ServiceImpact{
-			Service: svc.Name, Kind: svc.Kind, Tier: svc.Tier, Status: statusOf[st],
-			Chain: g.chain(sp, sc, int32(v)), Capacity: int(sc.remCap[v]), Peak: int(g.peak[v]),
-		})
 	}
 	s.ControlPlane.Nodes = len(g.nodeSite)
 	for _, ns := range g.nodeSite {

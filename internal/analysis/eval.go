@@ -33,6 +33,7 @@ type scratch struct {
 	status    []uint8
 	cause     []int32 // -1: the node itself; else the dependency responsible
 	causeHard []bool
+	depth     []int32 // length of the chain from each node to its root cause
 	remCap    []int32
 	remCnt    []int32
 	rackCap   []int32
@@ -50,6 +51,7 @@ func newScratch(g *graph) *scratch {
 		status:    make([]uint8, n),
 		cause:     make([]int32, n),
 		causeHard: make([]bool, n),
+		depth:     make([]int32, n),
 		remCap:    make([]int32, g.nsvc),
 		remCnt:    make([]int32, g.nsvc),
 		rackCap:   make([]int32, g.nsvc),
@@ -82,23 +84,29 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 	}
 	sc.reasonSet = sc.reasonSet[:0]
 
-	ns := g.nsites
+	// Locals, so the compiler keeps slice headers in registers.
+	ns, nsvc := g.nsites, int32(g.nsvc)
+	status, cause, causeHard, depth := sc.status, sc.cause, sc.causeHard, sc.depth
+	remCap, remCnt, rackCap, rackCnt := sc.remCap, sc.remCnt, sc.rackCap, sc.rackCnt
+	totCap, totCnt, peak, capSite, cntSite := g.totCap, g.totCnt, g.peak, g.capSite, g.cntSite
+	depStart, depTo, depHard := g.depStart, g.depTo, g.depHard
 	for _, v := range g.order {
-		if int(v) >= g.nsvc {
+		if v >= nsvc {
 			g.evalDatastore(sp, sc, v)
+			depth[v] = 1
 			continue
 		}
-		c, k := g.totCap[v], g.totCnt[v]
+		c, k := totCap[v], totCnt[v]
 		row := int(v) * ns
 		for _, s := range sp.sites {
-			c -= g.capSite[row+int(s)]
-			k -= g.cntSite[row+int(s)]
+			c -= capSite[row+int(s)]
+			k -= cntSite[row+int(s)]
 		}
-		c -= sc.rackCap[v]
-		k -= sc.rackCnt[v]
-		sc.remCap[v], sc.remCnt[v] = c, k
-		st, cause, hard := stUp, int32(-1), true
-		p := g.peak[v]
+		c -= rackCap[v]
+		k -= rackCnt[v]
+		remCap[v], remCnt[v] = c, k
+		st, cs, hard := stUp, int32(-1), true
+		p := peak[v]
 		switch {
 		case k <= 0 || (p > 0 && c <= 0):
 			st = stDown
@@ -106,23 +114,31 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 			st = stDegraded
 		}
 		if st != stDown {
-			for e := g.depStart[v]; e < g.depStart[v+1]; e++ {
-				d := g.depTo[e]
-				ds := sc.status[d]
-				if g.depHard[e] {
+			for e, end := depStart[v], depStart[v+1]; e < end; e++ {
+				d := depTo[e]
+				ds := status[d]
+				if ds == stUp || ds == stFailover {
+					continue
+				}
+				if depHard[e] {
 					if ds == stDown {
-						st, cause, hard = stDown, d, true
+						st, cs, hard = stDown, d, true
 						break
 					}
-					if ds == stDegraded && st == stUp {
-						st, cause, hard = stDegraded, d, true
+					if st == stUp {
+						st, cs, hard = stDegraded, d, true
 					}
 				} else if ds == stDown && st == stUp {
-					st, cause, hard = stDegraded, d, false
+					st, cs, hard = stDegraded, d, false
 				}
 			}
 		}
-		sc.status[v], sc.cause[v], sc.causeHard[v] = st, cause, hard
+		status[v], cause[v], causeHard[v] = st, cs, hard
+		if cs >= 0 {
+			depth[v] = depth[cs] + 1
+		} else {
+			depth[v] = 1
+		}
 	}
 	if sp.rack >= 0 {
 		for _, v := range g.racks[sp.rack].svc {
@@ -217,30 +233,25 @@ func (g *graph) datastoreReason(sp *spec, sc *scratch, v int32) string {
 	}
 }
 
-// chain follows cause pointers from v to the root cause.
-func (g *graph) chain(sp *spec, sc *scratch, v int32) []Link {
-	depth := 1
-	for u := v; sc.cause[u] >= 0 && depth <= g.nsvc+g.nds; u = sc.cause[u] {
-		depth++
-	}
-	links := make([]Link, 0, depth)
+// chain writes the chain from v to its root cause into links, which must
+// have room for sc.depth[v] entries, and returns it.
+func (g *graph) chain(sp *spec, sc *scratch, v int32, links []Link) []Link {
+	links = links[:0]
 	hard := true
-	for len(links) < depth {
-		l := Link{Name: g.name(v), Type: "service", Hard: hard}
-		if !g.isService(v) {
+	for {
+		l := Link{Name: g.names[v], Type: "service", Hard: hard}
+		if int(v) >= g.nsvc {
 			l.Type = "datastore"
 		}
 		c := sc.cause[v]
 		if c < 0 {
 			l.Reason = g.rootReason(sp, sc, v)
-			links = append(links, l)
-			break
+			return append(links, l)
 		}
 		links = append(links, l)
 		hard = sc.causeHard[v]
 		v = c
 	}
-	return links
 }
 
 func uniq(s []string) []string {

@@ -40,6 +40,9 @@ type graph struct {
 	// nodeSite is the site of each firebreak node.
 	nodeSite []int32
 
+	// names of every node.
+	names []string
+
 	// redundancy is the number of distinct datacenter sites that can run a
 	// node (endpoints for a service; primary and replicas for a datastore).
 	redundancy []int32
@@ -172,6 +175,13 @@ func compile(t *topology.Topology) *graph {
 			g.nodeSite = append(g.nodeSite, si)
 		}
 	}
+	g.names = make([]string, 0, n)
+	for _, s := range t.Services {
+		g.names = append(g.names, s.Name)
+	}
+	for _, d := range t.Datastores {
+		g.names = append(g.names, d.Name)
+	}
 	g.order = g.topoOrder()
 	return g
 }
@@ -237,11 +247,6 @@ func (g *graph) topoOrder() []int32 {
 	return order
 }
 
-func (g *graph) name(v int32) string {
-	if int(v) < g.nsvc {
-		return g.t.Services[v].Name
-	}
-	return g.t.Datastores[int(v)-g.nsvc].Name
-}
+func (g *graph) name(v int32) string { return g.names[v] }
 
 func (g *graph) isService(v int32) bool { return int(v) < g.nsvc }
