@@ -55,6 +55,8 @@ type Sim struct {
 	Topology *topology.Topology
 	Client   *clientv3.Client
 	Decider  *decide.Decider
+	// ClientURL is the embedded etcd's client URL (http://127.0.0.1:port).
+	ClientURL string
 
 	etcd    *embed.Etcd
 	cancel  context.CancelFunc
@@ -230,6 +232,7 @@ func (s *Sim) startEtcd(dir string) error {
 		return fmt.Errorf("sitesim: etcd client: %w", err)
 	}
 	s.Client = cli
+	s.ClientURL = cu.String()
 	return nil
 }
 
