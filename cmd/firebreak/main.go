@@ -87,6 +87,9 @@ var commands = []func(*cli) *cobra.Command{
 	newValidateCmd,
 	newAnalyzeCmd,
 	newGenTopologyCmd,
+	newDrainCmd,
+	newUndrainCmd,
+	newOverrideCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
