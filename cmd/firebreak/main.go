@@ -90,6 +90,7 @@ var commands = []func(*cli) *cobra.Command{
 	newDrainCmd,
 	newUndrainCmd,
 	newOverrideCmd,
+	newDNSCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
