@@ -205,12 +205,24 @@ func (s *Sim) Err() error {
 }
 
 func (s *Sim) startEtcd(dir string) error {
+	e, cli, u, err := StartEtcd(dir)
+	if err != nil {
+		return err
+	}
+	s.etcd, s.Client, s.ClientURL = e, cli, u
+	return nil
+}
+
+// StartEtcd starts a single-member embedded etcd in dir on free loopback
+// ports and returns it with a client and its client URL. Close the client,
+// then the server.
+func StartEtcd(dir string) (*embed.Etcd, *clientv3.Client, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	ports, err := freePorts(2)
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	cu, _ := url.Parse("http://127.0.0.1:" + ports[0])
 	pu, _ := url.Parse("http://127.0.0.1:" + ports[1])
@@ -219,21 +231,20 @@ func (s *Sim) startEtcd(dir string) error {
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return fmt.Errorf("sitesim: start etcd: %w", err)
+		return nil, nil, "", fmt.Errorf("sitesim: start etcd: %w", err)
 	}
-	s.etcd = e
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		return errors.New("sitesim: etcd did not become ready")
+		e.Close()
+		return nil, nil, "", errors.New("sitesim: etcd did not become ready")
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		return fmt.Errorf("sitesim: etcd client: %w", err)
+		e.Close()
+		return nil, nil, "", fmt.Errorf("sitesim: etcd client: %w", err)
 	}
-	s.Client = cli
-	s.ClientURL = cu.String()
-	return nil
+	return e, cli, cu.String(), nil
 }
 
 func freePorts(n int) ([]string, error) {
