@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,6 +36,7 @@ type dnsFlags struct {
 	axfrAllow  []string
 	tsig       []string
 	dialTimout time.Duration
+	cpuProfile string
 }
 
 func newDNSCmd(c *cli) *cobra.Command {
@@ -88,6 +92,7 @@ transfers. Response-rate limiting is off unless --rrl-rate is set.`,
 	fl.IntVar(&f.rrlSlip, "rrl-slip", 2, "send every Nth limited response truncated instead of dropping it (negative: drop all)")
 	fl.StringSliceVar(&f.axfrAllow, "axfr-allow", nil, "networks (CIDR or IP) allowed to transfer the zone; adds to dns.secondaries")
 	fl.StringSliceVar(&f.tsig, "tsig", nil, "TSIG key for transfers as name:base64secret (HMAC-SHA256); repeatable")
+	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a Go CPU profile to this file until exit (for benchmarks)")
 	_ = cmd.MarkFlagRequired("topology")
 	return cmd
 }
@@ -119,6 +124,17 @@ func runDNS(ctx context.Context, c *cli, f *dnsFlags) error {
 		}
 		keys[name] = secret
 	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("dns: cpu profile: %w", err)}
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("dns: cpu profile: %w", err)}
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -143,6 +159,7 @@ func runDNS(ctx context.Context, c *cli, f *dnsFlags) error {
 	}
 
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := dnsserver.New(dnsserver.Config{
 		Listen:     f.listen,
 		Topology:   topo,
