@@ -63,6 +63,7 @@ type Sim struct {
 	wg      sync.WaitGroup
 	cut     map[string]*atomic.Bool
 	leases  map[string]clientv3.LeaseID
+	stops   map[string]context.CancelFunc // per node: stops its prober and keep-alive
 	mu      sync.Mutex
 	servers map[string]*http.Server // by site
 	addrs   map[string]string       // site -> host:port
@@ -100,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (s *Sim, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s = &Sim{cut: map[string]*atomic.Bool{}, leases: map[string]clientv3.LeaseID{},
+	s = &Sim{cut: map[string]*atomic.Bool{}, leases: map[string]clientv3.LeaseID{}, stops: map[string]context.CancelFunc{},
 		servers: map[string]*http.Server{}, addrs: map[string]string{}, errs: make(chan error, 16)}
 	defer func() {
 		if err != nil {
@@ -139,7 +140,9 @@ func Start(ctx context.Context, cfg Config) (s *Sim, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("sitesim: grant lease: %w", err)
 		}
-		ka, err := s.Client.KeepAlive(rctx, lease.ID)
+		nctx, stop := context.WithCancel(rctx)
+		s.stops[node] = stop
+		ka, err := s.Client.KeepAlive(nctx, lease.ID)
 		if err != nil {
 			return nil, fmt.Errorf("sitesim: keepalive: %w", err)
 		}
@@ -164,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (s *Sim, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.go_(func() { s.report(p.Run(rctx)) })
+		s.go_(func() { s.report(p.Run(nctx)) })
 	}
 	s.Decider, err = decide.NewDecider(decide.DeciderConfig{Client: s.Client, Engine: decide.NewEngine(topo, 0), Logger: cfg.Logger, Tick: 100 * time.Millisecond})
 	if err != nil {
@@ -306,6 +309,16 @@ func (s *Sim) RestoreSite(site string) error {
 // Isolate cuts (or restores) every check made by node, as if its network
 // were partitioned away from the endpoints while it still reaches the store.
 func (s *Sim) Isolate(node string, cut bool) { s.cut[node].Store(cut) }
+
+// KillNode stops node's prober and revokes its lease, as when the node dies
+// with its site: its liveness key and observations vanish.
+func (s *Sim) KillNode(ctx context.Context, node string) error {
+	s.stops[node]()
+	if _, err := s.Client.Revoke(ctx, s.leases[node]); err != nil {
+		return fmt.Errorf("sitesim: revoke %s: %w", node, err)
+	}
+	return nil
+}
 
 // Route reads the service's routing and its store revision.
 func (s *Sim) Route(ctx context.Context) (*routing.Route, int64, error) {

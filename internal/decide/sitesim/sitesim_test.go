@@ -103,6 +103,7 @@ func TestSiteDeathAndObserverPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	hist, err := decide.ReadHistory(ctx, sim.Client, start)
+	killNodeAt := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +116,26 @@ func TestSiteDeathAndObserverPartition(t *testing.T) {
 	if routeEvents != 2 {
 		t.Errorf("history has %d route events since the kill, want 2 (away and back): %+v", routeEvents, hist)
 	}
+
+	// 4. Site s2's node dies (lease gone) while its endpoint is fine: the
+	// two remaining observers still see it up, routing stays.
+	if err := sim.KillNode(ctx, Node(2)); err != nil {
+		t.Fatal(err)
+	}
+	ep2 := sim.Topology.Services[0].Endpoints[2].ID()
+	poll("the decider to drop n-s2's votes", func() bool {
+		st := sim.Decider.State()
+		return st != nil && st.Endpoints[ep2].Voters == 2
+	})
+	if r, _, err := sim.Route(ctx); err != nil || len(r.Targets) != 3 {
+		t.Fatalf("routing after n-s2 died but its endpoint lives: %+v %v", r, err)
+	}
+	// 5. Then the rest of site s2 dies: the others decide without it.
+	if err := sim.KillSite(Site(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.WaitRoute(ctx, func(r *routing.Route) bool { return !HasSite(r, Site(2)) && len(r.Targets) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node and site death to routing change: %v", time.Since(killNodeAt))
 }
