@@ -13,6 +13,7 @@ const (
 	stFailover // datastore usable after promoting a replica
 )
 
+// statusOf maps an evaluation state to the exported Status.
 var statusOf = [...]Status{Up, Degraded, Down, Failover}
 
 // spec is one scenario to evaluate.
@@ -34,9 +35,9 @@ type scratch struct {
 	cause     []int32 // -1: the node itself; else the dependency responsible
 	causeHard []bool
 	depth     []int32 // length of the chain from each node to its root cause
-	remCap    []int32
+	remCap    []int64
 	remCnt    []int32
-	rackCap   []int32
+	rackCap   []int64
 	rackCnt   []int32
 	lostSite  []bool
 	promote   []int32 // per datastore: replica site to promote, or -1
@@ -52,9 +53,9 @@ func newScratch(g *graph) *scratch {
 		cause:     make([]int32, n),
 		causeHard: make([]bool, n),
 		depth:     make([]int32, n),
-		remCap:    make([]int32, g.nsvc),
+		remCap:    make([]int64, g.nsvc),
 		remCnt:    make([]int32, g.nsvc),
-		rackCap:   make([]int32, g.nsvc),
+		rackCap:   make([]int64, g.nsvc),
 		rackCnt:   make([]int32, g.nsvc),
 		lostSite:  make([]bool, g.nsites),
 		promote:   make([]int32, g.nds),
@@ -192,7 +193,7 @@ func (g *graph) rootReason(sp *spec, sc *scratch, v int32) string {
 		case sc.status[v] == stDown:
 			r = "no capacity outside " + sp.where
 		default:
-			r = "capacity " + strconv.Itoa(int(sc.remCap[v])) + " of peak " + strconv.Itoa(int(g.peak[v])) + " outside " + sp.where
+			r = "capacity " + strconv.FormatInt(sc.remCap[v], 10) + " of peak " + strconv.FormatInt(g.peak[v], 10) + " outside " + sp.where
 		}
 	} else {
 		r = g.datastoreReason(sp, sc, v)
@@ -239,13 +240,18 @@ func (g *graph) chain(sp *spec, sc *scratch, v int32, links []Link) []Link {
 	links = links[:0]
 	hard := true
 	for {
-		l := Link{Name: g.names[v], Type: "service", Hard: hard}
+		l := Link{Name: g.names[v], Hard: hard}
 		if int(v) >= g.nsvc {
-			l.Type = "datastore"
+			l.Type = LinkDatastore
 		}
 		c := sc.cause[v]
 		if c < 0 {
 			l.Reason = g.rootReason(sp, sc, v)
+			return append(links, l)
+		}
+		if len(links)+1 >= cap(links) {
+			// Only a dependency cycle, which the parser rejects, gets here.
+			l.Reason = "dependency cycle"
 			return append(links, l)
 		}
 		links = append(links, l)

@@ -18,9 +18,8 @@ type graph struct {
 
 	// Per service, per site (row-major, nsites wide): endpoint capacity and
 	// endpoint count; and their totals.
-	capSite, cntSite []int32
-	totCap, totCnt   []int32
-	peak             []int32
+	capSite, totCap, peak []int64
+	cntSite, totCnt       []int32
 
 	// Dependencies in CSR form: node v depends on depTo[depStart[v]:depStart[v+1]].
 	depStart []int32
@@ -58,7 +57,8 @@ type rack struct {
 	name string
 	// svc, cap and cnt list the services with endpoints in the rack.
 	svc      []int32
-	cap, cnt []int32
+	cap []int64
+	cnt []int32
 }
 
 func compile(t *topology.Topology) *graph {
@@ -78,11 +78,11 @@ func compile(t *topology.Topology) *graph {
 		nodeOf[d.Name] = int32(g.nsvc + i)
 	}
 
-	g.capSite = make([]int32, g.nsvc*g.nsites)
+	g.capSite = make([]int64, g.nsvc*g.nsites)
 	g.cntSite = make([]int32, g.nsvc*g.nsites)
-	g.totCap = make([]int32, g.nsvc)
+	g.totCap = make([]int64, g.nsvc)
 	g.totCnt = make([]int32, g.nsvc)
-	g.peak = make([]int32, g.nsvc)
+	g.peak = make([]int64, g.nsvc)
 	g.redundancy = make([]int32, n)
 	type rackKey struct {
 		site int32
@@ -103,26 +103,26 @@ func compile(t *topology.Topology) *graph {
 	g.depTo = make([]int32, 0, ndeps)
 	g.depHard = make([]bool, 0, ndeps)
 	for i, s := range t.Services {
-		g.peak[i] = int32(s.Peak)
+		g.peak[i] = int64(s.Peak)
 		row := i * g.nsites
 		for _, e := range s.Endpoints {
 			si, ok := g.siteOf[e.Site]
 			if !ok {
 				continue
 			}
-			g.capSite[row+int(si)] += int32(e.Capacity)
+			g.capSite[row+int(si)] += int64(e.Capacity)
 			g.cntSite[row+int(si)]++
-			g.totCap[i] += int32(e.Capacity)
+			g.totCap[i] += int64(e.Capacity)
 			g.totCnt[i]++
 			if e.Rack != "" {
 				if ri, ok := rackIdx[rackKey{si, e.Rack}]; ok {
 					r := &g.racks[ri]
 					if k := len(r.svc) - 1; k >= 0 && r.svc[k] == int32(i) {
-						r.cap[k] += int32(e.Capacity)
+						r.cap[k] += int64(e.Capacity)
 						r.cnt[k]++
 					} else {
 						r.svc = append(r.svc, int32(i))
-						r.cap = append(r.cap, int32(e.Capacity))
+						r.cap = append(r.cap, int64(e.Capacity))
 						r.cnt = append(r.cnt, 1)
 					}
 				}

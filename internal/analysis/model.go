@@ -54,18 +54,77 @@ func (s *Severity) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Status is what a scenario does to a service or datastore.
-type Status string
+// Status is what a scenario does to a service or datastore. It encodes to
+// JSON as its name.
+type Status uint8
 
 // Statuses. Up entries are left out of scenario results.
 const (
-	Up       Status = "up"
-	Degraded Status = "degraded" // running, below peak capacity or missing a soft dependency
-	Down     Status = "down"     // stopped
+	Up       Status = iota
+	Degraded        // running, below peak capacity or missing a soft dependency
+	Down            // stopped
 	// Failover: a datastore whose primary is lost but which has a replica
 	// in a surviving site; it is usable after a promotion.
-	Failover Status = "failover"
+	Failover
 )
+
+var statusNames = [...]string{"up", "degraded", "down", "failover"}
+
+// String returns up, degraded, down or failover.
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// MarshalText encodes the status as its name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if string(b) == n {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown status %q (expected one of: %s)", b, strings.Join(statusNames[:], ", "))
+}
+
+// LinkType says whether a chain link is a service or a datastore. It
+// encodes to JSON as "service" or "datastore".
+type LinkType uint8
+
+// Link types.
+const (
+	LinkService LinkType = iota
+	LinkDatastore
+)
+
+// String returns "service" or "datastore".
+func (t LinkType) String() string {
+	if t == LinkDatastore {
+		return "datastore"
+	}
+	return "service"
+}
+
+// MarshalText encodes the type as its name.
+func (t LinkType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText decodes "service" or "datastore".
+func (t *LinkType) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "service":
+		*t = LinkService
+	case "datastore":
+		*t = LinkDatastore
+	default:
+		return fmt.Errorf("unknown link type %q (expected service or datastore)", b)
+	}
+	return nil
+}
 
 // Scenario kinds.
 const (
@@ -143,8 +202,8 @@ type ServiceImpact struct {
 type Link struct {
 	// Name is a service or datastore.
 	Name string `json:"name"`
-	// Type is "service" or "datastore".
-	Type string `json:"type"`
+	// Type is LinkService or LinkDatastore.
+	Type LinkType `json:"type"`
 	// Hard is whether the previous link depends on this one hard (always
 	// true for the first link).
 	Hard bool `json:"hard"`

@@ -129,7 +129,7 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 				ID: id(RuleDataNoReplica, d.Name, site), Rule: RuleDataNoReplica, Severity: sev,
 				Subject: d.Name, Scenario: sc.ID,
 				Message: fmt.Sprintf("datastore %s loses its primary in %s and has no replica outside it", d.Name, site),
-				Chain:   []Link{{Name: d.Name, Type: "datastore", Hard: true, Reason: di.Reason}},
+				Chain:   []Link{{Name: d.Name, Type: LinkDatastore, Hard: true, Reason: di.Reason}},
 				Fix:     g.replicaFix(d, sc.Lost),
 			})
 		}
@@ -139,7 +139,7 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 
 // fixFor proposes the change that makes a chain's root survive sc.
 func (g *graph) fixFor(root Link, byName map[string]*ServiceImpact, sc *Scenario) string {
-	if root.Type == "datastore" {
+	if root.Type == LinkDatastore {
 		return g.replicaFix(g.t.Datastores[g.nodeOf[root.Name]-int32(g.nsvc)], sc.Lost)
 	}
 	ri := byName[root.Name]
@@ -437,12 +437,12 @@ func (g *graph) tierFindings(out []Finding) []Finding {
 		if s.Tier != 0 || via[v] < 0 {
 			continue
 		}
-		chain := []Link{{Name: s.Name, Type: "service", Hard: true}}
+		chain := []Link{{Name: s.Name, Hard: true}}
 		w := via[v]
 		for u := via[v]; u >= 0; u = via[u] {
-			l := Link{Name: g.name(u), Type: "service", Hard: true}
+			l := Link{Name: g.name(u), Hard: true}
 			if !g.isService(u) {
-				l.Type = "datastore"
+				l.Type = LinkDatastore
 			}
 			w = u
 			chain = append(chain, l)
