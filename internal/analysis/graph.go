@@ -56,7 +56,7 @@ type rack struct {
 	site int32
 	name string
 	// svc, cap and cnt list the services with endpoints in the rack.
-	svc      []int32
+	svc []int32
 	cap []int64
 	cnt []int32
 }
