@@ -141,7 +141,8 @@ func (g *graph) scenario(sp *spec, sc *scratch) Scenario {
 	// One allocation for the impacts and one for all their chains.
 	links := 0
 	for v := 0; v < g.nsvc; v++ {
-		switch sc.status[v] {
+		p := g.pos[v]
+		switch sc.status[p] {
 		case stDown:
 			s.Down++
 		case stDegraded:
@@ -149,23 +150,24 @@ func (g *graph) scenario(sp *spec, sc *scratch) Scenario {
 		default:
 			continue
 		}
-		links += int(sc.depth[v])
+		links += int(sc.depth[p])
 	}
 	if n := s.Down + s.Degraded; n > 0 {
 		s.Services = make([]ServiceImpact, 0, n)
 		arena := make([]Link, links)
 		for v := 0; v < g.nsvc; v++ {
-			st := sc.status[v]
+			p := g.pos[v]
+			st := sc.status[p]
 			if st == stUp {
 				continue
 			}
-			d := int(sc.depth[v])
-			ch := g.chain(sp, sc, int32(v), arena[:0:d])
+			d := int(sc.depth[p])
+			ch := g.chain(sp, sc, p, arena[:0:d])
 			arena = arena[d:]
 			svc := g.t.Services[v]
 			s.Services = append(s.Services, ServiceImpact{
 				Service: svc.Name, Kind: svc.Kind, Tier: svc.Tier, Status: statusOf[st],
-				Chain: ch, Capacity: int(sc.remCap[v]), Peak: int(g.peak[v]),
+				Chain: ch, Capacity: int(sc.remCap[p]), Peak: int(g.peak[v]),
 			})
 		}
 	}
@@ -178,12 +180,12 @@ func (g *graph) scenario(sp *spec, sc *scratch) Scenario {
 	}
 	s.ControlPlane.Quorum = s.ControlPlane.Nodes > 0 && s.ControlPlane.Surviving*2 > s.ControlPlane.Nodes
 	for i := 0; i < g.nds; i++ {
-		v := int32(g.nsvc + i)
-		st := sc.status[v]
+		p := g.pos[g.nsvc+i]
+		st := sc.status[p]
 		if st == stUp {
 			continue
 		}
-		di := DatastoreImpact{Datastore: g.t.Datastores[i].Name, Status: statusOf[st], Reason: g.rootReason(sp, sc, v)}
+		di := DatastoreImpact{Datastore: g.t.Datastores[i].Name, Status: statusOf[st], Reason: g.rootReason(sp, sc, p)}
 		if st == stFailover {
 			di.Promote = g.sites[sc.promote[i]]
 			di.DataLoss = !sc.promSync[i]
@@ -208,11 +210,15 @@ func (g *graph) customers(sc *scratch) []CustomerImpact {
 		ci := CustomerImpact{Class: c.Name, Status: Up, Count: c.Count}
 		for _, name := range c.Services {
 			v := g.index(name)
-			if v < 0 || sc.status[v] == stUp || sc.status[v] == stFailover {
+			if v < 0 {
+				continue
+			}
+			st := sc.status[g.pos[v]]
+			if st == stUp || st == stFailover {
 				continue
 			}
 			ci.Services = append(ci.Services, name)
-			if sc.status[v] == stDown {
+			if st == stDown {
 				ci.Status = Down
 			} else if ci.Status == Up {
 				ci.Status = Degraded

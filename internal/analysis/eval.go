@@ -29,10 +29,11 @@ type spec struct {
 	where string
 }
 
-// scratch is one worker's reusable evaluation state.
+// scratch is one worker's reusable evaluation state. Per-node arrays are
+// indexed by evaluation position (graph.pos), not by node.
 type scratch struct {
 	status    []uint8
-	cause     []int32 // -1: the node itself; else the dependency responsible
+	cause     []int32 // -1: the node itself; else the position of the dependency responsible
 	causeHard []bool
 	depth     []int32 // length of the chain from each node to its root cause
 	remCap    []int64
@@ -53,10 +54,10 @@ func newScratch(g *graph) *scratch {
 		cause:     make([]int32, n),
 		causeHard: make([]bool, n),
 		depth:     make([]int32, n),
-		remCap:    make([]int64, g.nsvc),
-		remCnt:    make([]int32, g.nsvc),
-		rackCap:   make([]int64, g.nsvc),
-		rackCnt:   make([]int32, g.nsvc),
+		remCap:    make([]int64, n),
+		remCnt:    make([]int32, n),
+		rackCap:   make([]int64, n),
+		rackCnt:   make([]int32, n),
 		lostSite:  make([]bool, g.nsites),
 		promote:   make([]int32, g.nds),
 		promSync:  make([]bool, g.nds),
@@ -64,8 +65,9 @@ func newScratch(g *graph) *scratch {
 	}
 }
 
-// eval computes every node's status for sp into sc, in topological order so
-// that each dependency is final before its dependants read it.
+// eval computes every node's status for sp into sc. Positions follow the
+// topological order, so each dependency is final before its dependants
+// read it, and every array is read front to back.
 func (g *graph) eval(sp *spec, sc *scratch) {
 	for i := range sc.lostSite {
 		sc.lostSite[i] = false
@@ -76,46 +78,48 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 	if sp.rack >= 0 {
 		r := &g.racks[sp.rack]
 		for k, v := range r.svc {
-			sc.rackCap[v] += r.cap[k]
-			sc.rackCnt[v] += r.cnt[k]
+			p := g.pos[v]
+			sc.rackCap[p] += r.cap[k]
+			sc.rackCnt[p] += r.cnt[k]
 		}
 	}
-	for _, v := range sc.reasonSet {
-		sc.reason[v] = ""
+	for _, p := range sc.reasonSet {
+		sc.reason[p] = ""
 	}
 	sc.reasonSet = sc.reasonSet[:0]
 
 	// Locals, so the compiler keeps slice headers in registers.
-	ns, nsvc := g.nsites, int32(g.nsvc)
-	status, cause, causeHard, depth := sc.status, sc.cause, sc.causeHard, sc.depth
-	remCap, remCnt, rackCap, rackCnt := sc.remCap, sc.remCnt, sc.rackCap, sc.rackCnt
-	totCap, totCnt, peak, capSite, cntSite := g.totCap, g.totCnt, g.peak, g.capSite, g.cntSite
-	depStart, depTo, depHard := g.depStart, g.depTo, g.depHard
-	for _, v := range g.order {
-		if v >= nsvc {
-			g.evalDatastore(sp, sc, v)
-			depth[v] = 1
+	ns, nsvc, n := g.nsites, int32(g.nsvc), len(g.order)
+	at := g.order
+	status, cause, causeHard, depth := sc.status[:n], sc.cause[:n], sc.causeHard[:n], sc.depth[:n]
+	remCap, remCnt, rackCap, rackCnt := sc.remCap[:n], sc.remCnt[:n], sc.rackCap[:n], sc.rackCnt[:n]
+	totCap, totCnt, peak, capSite, cntSite := g.eTotCap[:n], g.eTotCnt[:n], g.ePeak[:n], g.eCapSite, g.eCntSite
+	depStart, depTo, depHard := g.eDepStart, g.eDepTo, g.eDepHard
+	for p := 0; p < n; p++ {
+		if at[p] >= nsvc {
+			g.evalDatastore(sp, sc, int32(p))
+			depth[p] = 1
 			continue
 		}
-		c, k := totCap[v], totCnt[v]
-		row := int(v) * ns
+		c, k := totCap[p], totCnt[p]
+		row := p * ns
 		for _, s := range sp.sites {
 			c -= capSite[row+int(s)]
 			k -= cntSite[row+int(s)]
 		}
-		c -= rackCap[v]
-		k -= rackCnt[v]
-		remCap[v], remCnt[v] = c, k
+		c -= rackCap[p]
+		k -= rackCnt[p]
+		remCap[p], remCnt[p] = c, k
 		st, cs, hard := stUp, int32(-1), true
-		p := peak[v]
+		pk := peak[p]
 		switch {
-		case k <= 0 || (p > 0 && c <= 0):
+		case k <= 0 || (pk > 0 && c <= 0):
 			st = stDown
-		case p > 0 && c < p:
+		case pk > 0 && c < pk:
 			st = stDegraded
 		}
 		if st != stDown {
-			for e, end := depStart[v], depStart[v+1]; e < end; e++ {
+			for e, end := depStart[p], depStart[p+1]; e < end; e++ {
 				d := depTo[e]
 				ds := status[d]
 				if ds == stUp || ds == stFailover {
@@ -134,35 +138,37 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 				}
 			}
 		}
-		status[v], cause[v], causeHard[v] = st, cs, hard
+		status[p], cause[p], causeHard[p] = st, cs, hard
 		if cs >= 0 {
-			depth[v] = depth[cs] + 1
+			depth[p] = depth[cs] + 1
 		} else {
-			depth[v] = 1
+			depth[p] = 1
 		}
 	}
 	if sp.rack >= 0 {
 		for _, v := range g.racks[sp.rack].svc {
-			sc.rackCap[v], sc.rackCnt[v] = 0, 0
+			p := g.pos[v]
+			sc.rackCap[p], sc.rackCnt[p] = 0, 0
 		}
 	}
 }
 
-func (g *graph) evalDatastore(sp *spec, sc *scratch, v int32) {
-	i := int(v) - g.nsvc
-	sc.cause[v], sc.causeHard[v] = -1, true
+// evalDatastore decides the datastore at position p.
+func (g *graph) evalDatastore(sp *spec, sc *scratch, p int32) {
+	i := int(g.order[p]) - g.nsvc
+	sc.cause[p], sc.causeHard[p] = -1, true
 	sc.promote[i], sc.promSync[i] = -1, false
-	p := g.dsPrimary[i]
+	prim := g.dsPrimary[i]
 	if sp.compromised >= 0 {
-		if p == sp.compromised {
-			sc.status[v] = stDown
+		if prim == sp.compromised {
+			sc.status[p] = stDown
 		} else {
-			sc.status[v] = stUp
+			sc.status[p] = stUp
 		}
 		return
 	}
-	if p < 0 || !sc.lostSite[p] {
-		sc.status[v] = stUp
+	if prim < 0 || !sc.lostSite[prim] {
+		sc.status[p] = stUp
 		return
 	}
 	for _, r := range g.dsReplicas[i] {
@@ -174,37 +180,37 @@ func (g *graph) evalDatastore(sp *spec, sc *scratch, v int32) {
 		}
 	}
 	if sc.promote[i] >= 0 {
-		sc.status[v] = stFailover
+		sc.status[p] = stFailover
 	} else {
-		sc.status[v] = stDown
+		sc.status[p] = stDown
 	}
 }
 
-// rootReason says why node v is itself down or degraded in sp.
-func (g *graph) rootReason(sp *spec, sc *scratch, v int32) string {
-	if r := sc.reason[v]; r != "" {
+// rootReason says why the node at position p is itself down or degraded.
+func (g *graph) rootReason(sp *spec, sc *scratch, p int32) string {
+	if r := sc.reason[p]; r != "" {
 		return r
 	}
 	var r string
-	if int(v) < g.nsvc {
+	if v := g.order[p]; int(v) < g.nsvc {
 		switch {
-		case sc.remCnt[v] <= 0:
+		case sc.remCnt[p] <= 0:
 			r = "no endpoint outside " + sp.where
-		case sc.status[v] == stDown:
+		case sc.status[p] == stDown:
 			r = "no capacity outside " + sp.where
 		default:
-			r = "capacity " + strconv.FormatInt(sc.remCap[v], 10) + " of peak " + strconv.FormatInt(g.peak[v], 10) + " outside " + sp.where
+			r = "capacity " + strconv.FormatInt(sc.remCap[p], 10) + " of peak " + strconv.FormatInt(g.ePeak[p], 10) + " outside " + sp.where
 		}
 	} else {
-		r = g.datastoreReason(sp, sc, v)
+		r = g.datastoreReason(sp, sc, p)
 	}
-	sc.reason[v] = r
-	sc.reasonSet = append(sc.reasonSet, v)
+	sc.reason[p] = r
+	sc.reasonSet = append(sc.reasonSet, p)
 	return r
 }
 
-func (g *graph) datastoreReason(sp *spec, sc *scratch, v int32) string {
-	i := int(v) - g.nsvc
+func (g *graph) datastoreReason(sp *spec, sc *scratch, p int32) string {
+	i := int(g.order[p]) - g.nsvc
 	d := g.t.Datastores[i]
 	if sp.compromised >= 0 {
 		var imm []string
@@ -218,7 +224,7 @@ func (g *graph) datastoreReason(sp *spec, sc *scratch, v int32) string {
 		}
 		return "primary in compromised site " + d.Primary + ", restore from immutable backup in " + strings.Join(uniq(imm), ", ")
 	}
-	switch sc.status[v] {
+	switch sc.status[p] {
 	case stFailover:
 		mode := "async"
 		if sc.promSync[i] {
@@ -234,19 +240,20 @@ func (g *graph) datastoreReason(sp *spec, sc *scratch, v int32) string {
 	}
 }
 
-// chain writes the chain from v to its root cause into links, which must
-// have room for sc.depth[v] entries, and returns it.
-func (g *graph) chain(sp *spec, sc *scratch, v int32, links []Link) []Link {
+// chain writes the chain from the node at position p to its root cause
+// into links, which must have room for sc.depth[p] entries, and returns it.
+func (g *graph) chain(sp *spec, sc *scratch, p int32, links []Link) []Link {
 	links = links[:0]
 	hard := true
 	for {
+		v := g.order[p]
 		l := Link{Name: g.names[v], Hard: hard}
 		if int(v) >= g.nsvc {
 			l.Type = LinkDatastore
 		}
-		c := sc.cause[v]
+		c := sc.cause[p]
 		if c < 0 {
-			l.Reason = g.rootReason(sp, sc, v)
+			l.Reason = g.rootReason(sp, sc, p)
 			return append(links, l)
 		}
 		if len(links)+1 >= cap(links) {
@@ -255,8 +262,8 @@ func (g *graph) chain(sp *spec, sc *scratch, v int32, links []Link) []Link {
 			return append(links, l)
 		}
 		links = append(links, l)
-		hard = sc.causeHard[v]
-		v = c
+		hard = sc.causeHard[p]
+		p = c
 	}
 }
 

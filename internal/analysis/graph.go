@@ -42,6 +42,15 @@ type graph struct {
 	// names of every node.
 	names []string
 
+	// The evaluation layout: the arrays above renumbered by position in
+	// order (pos maps a node to its position), so that one scenario reads
+	// every array front to back. Datastore rows are zero.
+	pos                      []int32
+	eCapSite, eTotCap, ePeak []int64
+	eCntSite, eTotCnt        []int32
+	eDepStart, eDepTo        []int32
+	eDepHard                 []bool
+
 	// redundancy is the number of distinct datacenter sites that can run a
 	// node (endpoints for a service; primary and replicas for a datastore).
 	redundancy []int32
@@ -183,7 +192,39 @@ func compile(t *topology.Topology) *graph {
 		g.names = append(g.names, d.Name)
 	}
 	g.order = g.topoOrder()
+	g.layout()
 	return g
+}
+
+// layout builds the evaluation arrays in topological position order.
+func (g *graph) layout() {
+	n, ns := len(g.order), g.nsites
+	g.pos = make([]int32, n)
+	for p, v := range g.order {
+		g.pos[v] = int32(p)
+	}
+	g.eCapSite = make([]int64, n*ns)
+	g.eCntSite = make([]int32, n*ns)
+	g.eTotCap = make([]int64, n)
+	g.eTotCnt = make([]int32, n)
+	g.ePeak = make([]int64, n)
+	g.eDepStart = make([]int32, n+1)
+	g.eDepTo = make([]int32, 0, len(g.depTo))
+	g.eDepHard = make([]bool, 0, len(g.depHard))
+	for p, v := range g.order {
+		g.eDepStart[p] = int32(len(g.eDepTo))
+		if int(v) >= g.nsvc {
+			continue
+		}
+		copy(g.eCapSite[p*ns:(p+1)*ns], g.capSite[int(v)*ns:(int(v)+1)*ns])
+		copy(g.eCntSite[p*ns:(p+1)*ns], g.cntSite[int(v)*ns:(int(v)+1)*ns])
+		g.eTotCap[p], g.eTotCnt[p], g.ePeak[p] = g.totCap[v], g.totCnt[v], g.peak[v]
+		for e := g.depStart[v]; e < g.depStart[v+1]; e++ {
+			g.eDepTo = append(g.eDepTo, g.pos[g.depTo[e]])
+			g.eDepHard = append(g.eDepHard, g.depHard[e])
+		}
+	}
+	g.eDepStart[n] = int32(len(g.eDepTo))
 }
 
 // topoOrder orders nodes dependencies first (Kahn's algorithm). The parser

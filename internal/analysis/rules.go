@@ -82,6 +82,11 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 	for i := range sc.Services {
 		byName[sc.Services[i].Service] = &sc.Services[i]
 	}
+	type fixKey struct {
+		root string
+		own  bool
+	}
+	fixes := map[fixKey]string{}
 	for i := range sc.Services {
 		si := &sc.Services[i]
 		if si.Status == Down {
@@ -89,9 +94,15 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 		}
 		root := si.Chain[len(si.Chain)-1]
 		own := len(si.Chain) == 1
-		fix := g.fixFor(root, byName, sc)
-		if !own {
-			fix = "make " + root.Name + " survive the loss of " + site + ": " + fix
+		// Chains converge on a few roots: compute each root's fix once.
+		fk := fixKey{root.Name, own}
+		fix, ok := fixes[fk]
+		if !ok {
+			fix = g.fixFor(root, byName, sc)
+			if !own {
+				fix = "make " + root.Name + " survive the loss of " + site + ": " + fix
+			}
+			fixes[fk] = fix
 		}
 		f := Finding{Subject: si.Service, Scenario: sc.ID, Chain: si.Chain, Fix: fix}
 		switch {
