@@ -113,7 +113,7 @@ func TestEtcdStateFollowsTheDecider(t *testing.T) {
 	if err != nil || len(hist) == 0 {
 		t.Fatalf("history: %d events, %v", len(hist), err)
 	}
-	inc := view.Incidents(st.Topology(), hist, time.Now().Add(-time.Hour), time.Now(), nil)
+	inc := view.Incidents(snap.Services, hist, time.Now().Add(-time.Hour), time.Now(), nil)
 	if len(inc) != 1 || !inc[0].Ongoing || inc[0].Worst != view.StateDegraded {
 		t.Fatalf("incidents: %+v", inc)
 	}

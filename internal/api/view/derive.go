@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/firebreak/firebreak/internal/decide"
-	"github.com/firebreak/firebreak/internal/topology"
 )
 
 // Span is a period during which a service had one state.
@@ -61,17 +60,17 @@ type Day struct {
 	Uptime float64 `json:"uptime"`
 }
 
-// Timelines replays endpoint verdict events and returns, per service of t,
+// Timelines replays endpoint verdict events and returns, per service,
 // its spans of state from since to now, oldest first. A service is down
 // while every endpoint is down and degraded while some are. Endpoints with
 // no event are taken as up at since.
-func Timelines(t *topology.Topology, events []decide.Event, since, now time.Time) map[string][]Span {
+func Timelines(services []Service, events []decide.Event, since, now time.Time) map[string][]Span {
 	n := map[string]int{}
 	known := map[string]bool{}
-	for _, svc := range t.Services {
+	for _, svc := range services {
 		n[svc.Name] = len(svc.Endpoints)
 		for _, ep := range svc.Endpoints {
-			known[ep.ID()] = true
+			known[ep.ID] = true
 		}
 	}
 	evs := make([]decide.Event, 0, len(events))
@@ -83,7 +82,7 @@ func Timelines(t *topology.Topology, events []decide.Event, since, now time.Time
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	down := map[string]map[string]bool{}
 	out := map[string][]Span{}
-	for _, svc := range t.Services {
+	for _, svc := range services {
 		down[svc.Name] = map[string]bool{}
 		out[svc.Name] = []Span{{State: StateUp, From: since}}
 	}
@@ -127,10 +126,10 @@ func Timelines(t *topology.Topology, events []decide.Event, since, now time.Time
 
 // Incidents derives incidents from the verdict history, newest first. Only
 // services whose name is in include are considered (nil: all).
-func Incidents(t *topology.Topology, events []decide.Event, since, now time.Time, include map[string]bool) []Incident {
-	tl := Timelines(t, events, since, now)
+func Incidents(services []Service, events []decide.Event, since, now time.Time, include map[string]bool) []Incident {
+	tl := Timelines(services, events, since, now)
 	var out []Incident
-	for _, svc := range t.Services {
+	for _, svc := range services {
 		if include != nil && !include[svc.Name] {
 			continue
 		}
@@ -179,11 +178,11 @@ func Incidents(t *topology.Topology, events []decide.Event, since, now time.Time
 
 // Uptime returns, per service, days bars (oldest first) ending with today
 // (UTC). Days before since are unknown.
-func Uptime(t *topology.Topology, events []decide.Event, since, now time.Time, days int) map[string][]Day {
-	tl := Timelines(t, events, since, now)
+func Uptime(services []Service, events []decide.Event, since, now time.Time, days int) map[string][]Day {
+	tl := Timelines(services, events, since, now)
 	today := now.UTC().Truncate(24 * time.Hour)
 	out := map[string][]Day{}
-	for _, svc := range t.Services {
+	for _, svc := range services {
 		bars := make([]Day, days)
 		for i := range bars {
 			start := today.AddDate(0, 0, i-days+1)

@@ -55,12 +55,15 @@ func New(t *topology.Topology, node string) *Fixture {
 		r.Store.Members[0].RaftLeader = true
 	}
 	for _, ep := range t.Endpoints() {
-		r.EndpointVerdicts[ep.ID()] = decide.EndpointVerdict{ID: ep.ID(), State: decide.Up, Since: now}
+		v := decide.EndpointVerdict{ID: ep.ID(), State: decide.Up, Since: now}
 		for _, n := range t.Nodes {
 			if n.Site != ep.Site {
 				r.Observations[n.Name][ep.ID()] = probe.Observation{Observer: n.Name, Endpoint: ep.ID(), Up: true, Since: now}
+				v.UpVotes++
+				v.Voters++
 			}
 		}
+		r.EndpointVerdicts[ep.ID()] = v
 	}
 	for _, s := range t.Sites {
 		r.SiteVerdicts[s.Name] = decide.SiteVerdict{Site: s.Name, State: decide.Up, Since: now}
@@ -142,12 +145,23 @@ func (f *Fixture) SetSite(site string, up bool) {
 			if r.EndpointVerdicts[id].State != state {
 				r.History = append(r.History, decide.Event{Time: now, Kind: decide.EventEndpoint, Subject: id, From: from, To: state, Reason: "fixture"})
 			}
-			r.EndpointVerdicts[id] = decide.EndpointVerdict{ID: id, State: state, Since: now}
+			v := decide.EndpointVerdict{ID: id, State: state, Since: now}
 			for obs, m := range r.Observations {
 				if _, ok := m[id]; ok {
-					m[id] = probe.Observation{Observer: obs, Endpoint: id, Up: up, Since: now}
+					detail := ""
+					if !up {
+						detail = "dial tcp " + ep.Address + ": connect: connection refused"
+					}
+					m[id] = probe.Observation{Observer: obs, Endpoint: id, Up: up, Since: now, Detail: detail}
+					v.Voters++
+					if up {
+						v.UpVotes++
+					} else {
+						v.DownVotes++
+					}
 				}
 			}
+			r.EndpointVerdicts[id] = v
 		}
 		sv := decide.SiteVerdict{Site: site, State: state, Since: now, Evacuated: !up}
 		if !up {
@@ -164,6 +178,15 @@ func (f *Fixture) SetSite(site string, up bool) {
 				} else {
 					delete(r.Live, n.Name)
 					delete(r.Observations, n.Name)
+				}
+			}
+		}
+		if _, alive := r.Live[r.Leader]; !alive { // a new leader is elected
+			r.Leader = ""
+			for _, n := range r.Topology.Nodes {
+				if _, ok := r.Live[n.Name]; ok {
+					r.Leader = n.Name
+					break
 				}
 			}
 		}
