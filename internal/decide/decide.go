@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/firebreak/firebreak/internal/probe"
@@ -113,6 +114,9 @@ type State struct {
 	Alarms []Alarm `json:"alarms,omitempty"`
 	// Suspected lists observers whose votes are discounted.
 	Suspected []string `json:"suspected,omitempty"`
+	// NextWake is when a time-based rule (hold-down end, override start or
+	// expiry) may change the outcome with no new input; zero for never.
+	NextWake time.Time `json:"nextWake,omitzero"`
 	// overrideSig is, per service, a signature of the active overrides that
 	// touch it; a change of signature bypasses hold-down.
 	overrideSig map[string]string
@@ -125,23 +129,55 @@ type Output struct {
 }
 
 // Engine computes verdicts and routing for one topology. It is safe for
-// concurrent use; it holds no mutable state.
+// concurrent use; its only mutable state is a cache of the last observer
+// assignment (a pure function of the live node set).
 type Engine struct {
-	topo   *topology.Topology
-	others int
-	eps    []*topology.Endpoint
-	siteOf map[string]string // node -> site
+	topo    *topology.Topology
+	others  int
+	eps     []*topology.Endpoint
+	ids     []string // eps[i].ID()
+	siteEps map[string][]*topology.Endpoint
+	siteOf  map[string]string // node -> site
+	idOf    map[*topology.Endpoint]string
+
+	mu       sync.Mutex
+	assignOf string // live-set key of assign
+	assign   probe.Assignment
 }
 
 // NewEngine returns an engine for t. others is how many sites besides an
 // endpoint's own observe it (probe.DefaultOtherSites when <= 0); it must
 // match the probers' setting.
 func NewEngine(t *topology.Topology, others int) *Engine {
-	e := &Engine{topo: t, others: others, eps: t.Endpoints(), siteOf: map[string]string{}}
+	e := &Engine{topo: t, others: others, eps: t.Endpoints(), siteOf: map[string]string{}, siteEps: map[string][]*topology.Endpoint{},
+		idOf: map[*topology.Endpoint]string{}}
 	for _, n := range t.Nodes {
 		e.siteOf[n.Name] = n.Site
 	}
+	for _, ep := range e.eps {
+		e.ids = append(e.ids, ep.ID())
+		e.idOf[ep] = e.ids[len(e.ids)-1]
+		e.siteEps[ep.Site] = append(e.siteEps[ep.Site], ep)
+	}
 	return e
+}
+
+// assignment returns probe.Assign for the live set, cached.
+func (e *Engine) assignment(live map[string]bool) probe.Assignment {
+	var names []string
+	for _, n := range e.topo.Nodes {
+		if live[n.Name] {
+			names = append(names, n.Name)
+		}
+	}
+	key := strings.Join(names, "\x00")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.assign == nil || e.assignOf != key {
+		e.assign = probe.Assign(e.topo, live, e.others)
+		e.assignOf = key
+	}
+	return e.assign
 }
 
 // Topology returns the engine's topology.
@@ -170,7 +206,18 @@ func (e *Engine) Step(prev *State, in Input) Output {
 	}
 
 	active := activeOverrides(in.Overrides, now)
-	assign := probe.Assign(e.topo, in.Live, e.others)
+	soon := func(t time.Time) {
+		if t.After(now) && (next.NextWake.IsZero() || t.Before(next.NextWake)) {
+			next.NextWake = t
+		}
+	}
+	for _, o := range in.Overrides {
+		if o.Validate() == nil {
+			soon(o.Created)
+			soon(o.Expires)
+		}
+	}
+	assign := e.assignment(in.Live)
 	var alarms []Alarm
 
 	// Partition suspicion.
@@ -183,8 +230,8 @@ func (e *Engine) Step(prev *State, in Input) Output {
 	next.Suspected = suspected
 
 	// Endpoint verdicts.
-	for _, ep := range e.eps {
-		id := ep.ID()
+	for i := range e.eps {
+		id := e.ids[i]
 		pv, had := prev.Endpoints[id]
 		if !had {
 			pv = EndpointVerdict{ID: id, State: Up, Since: now}
@@ -222,10 +269,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 	}
 
 	// Site verdicts.
-	siteEps := map[string][]*topology.Endpoint{}
-	for _, ep := range e.eps {
-		siteEps[ep.Site] = append(siteEps[ep.Site], ep)
-	}
+	siteEps := e.siteEps
 	for _, s := range e.topo.Sites {
 		sv := e.siteVerdict(s, siteEps[s.Name], next.Endpoints, in, isSuspect)
 		pv, had := prev.Sites[s.Name]
@@ -330,7 +374,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 		}
 		var why []string
 		healthy := func(ep *topology.Endpoint) bool {
-			id := ep.ID()
+			id := e.idOf[ep]
 			switch forced[id] {
 			case Up:
 				return true
@@ -371,6 +415,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			now.Before(pr.UpdatedAt.Add(e.topo.Decide.HoldDown)) {
 			merged := mergeTargets(svc, pr.Targets, r.Targets)
 			if len(merged) != len(r.Targets) {
+				soon(pr.UpdatedAt.Add(e.topo.Decide.HoldDown))
 				r.Targets = merged
 				r.BySite = mergeBySite(svc, pr.BySite, r.BySite)
 				why = append(why, "hold-down: removals wait until "+pr.UpdatedAt.Add(e.topo.Decide.HoldDown).Format(time.RFC3339Nano))
@@ -487,7 +532,7 @@ func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[
 	}
 	allDown := true
 	for _, ep := range eps {
-		if ev[ep.ID()].State != Down {
+		if ev[e.idOf[ep]].State != Down {
 			allDown = false
 			break
 		}
@@ -508,7 +553,7 @@ func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[
 		}
 		n, down := 0, 0
 		for _, ep := range eps {
-			if up, ok := obs[ep.ID()]; ok {
+			if up, ok := obs[e.idOf[ep]]; ok {
 				n++
 				if !up {
 					down++

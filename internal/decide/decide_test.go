@@ -262,6 +262,28 @@ func TestStepDetails(t *testing.T) {
 	}
 }
 
+func TestNextWake(t *testing.T) {
+	e := NewEngine(testTopo(1, 10*time.Second, topology.PolicyActiveActive), 0)
+	in := func(at time.Duration, down string, ovs ...Override) Input {
+		return Input{Now: t0.Add(at), Live: all3, Observations: view("na,nb,nc", down), Overrides: ovs, Quorum: true}
+	}
+	st := e.Step(nil, in(0, "")).State
+	if !st.NextWake.IsZero() {
+		t.Fatalf("steady state wakes at %v", st.NextWake)
+	}
+	st = e.Step(st, in(time.Second, "b")).State // first change: not damped
+	st = e.Step(st, in(2*time.Second, "")).State
+	st = e.Step(st, in(3*time.Second, "b")).State // damped until 2s+10s
+	if want := t0.Add(12 * time.Second); !st.NextWake.Equal(want) {
+		t.Fatalf("damped: NextWake %v, want %v", st.NextWake, want)
+	}
+	drain := Override{ID: "d", Kind: KindDrain, Target: "c", Who: "kim", Why: "w", Created: t0, Expires: t0.Add(time.Minute)}
+	st = e.Step(st, in(20*time.Second, "", drain)).State
+	if want := drain.Expires; !st.NextWake.Equal(want) {
+		t.Fatalf("override: NextWake %v, want its expiry %v", st.NextWake, want)
+	}
+}
+
 func TestOverrideValidate(t *testing.T) {
 	ok := Override{ID: "x", Kind: KindDrain, Target: "a", Who: "kim", Why: "w", Created: t0, Expires: t0.Add(time.Hour)}
 	tests := []struct {

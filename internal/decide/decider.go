@@ -34,8 +34,9 @@ type DeciderConfig struct {
 	// false when it does not (node.Node.LeaderGuard fits). Every write is a
 	// transaction under them. Nil: no guard (tests, single node).
 	Guard func() ([]clientv3.Cmp, bool)
-	// Tick is how often the decider re-decides without a store event, for
-	// hold-down and override expiry (default 200ms).
+	// Tick is how often the decider checks whether a time-based rule
+	// (State.NextWake) needs a decision without a store event (default
+	// 200ms). Store events are decided at once.
 	Tick time.Duration
 	// Timeout bounds one store operation (default 2s).
 	Timeout time.Duration
@@ -113,13 +114,21 @@ func (d *Decider) Run(ctx context.Context) error {
 	defer tick.Stop()
 	quorum := true
 	lastCompact := time.Time{}
+	dirty := true
+	var lastStep time.Time
 	for {
-		if err := d.step(ctx, w, &prev, &quorum); err != nil {
-			return err
+		now := d.cfg.Now()
+		wake := prev.NextWake
+		if dirty || !quorum || (!wake.IsZero() && !now.Before(wake)) || now.Sub(lastStep) >= resync {
+			dirty = false
+			lastStep = now
+			if err := d.step(ctx, w, &prev, &quorum); err != nil {
+				return err
+			}
 		}
-		if d.cfg.CompactAfter > 0 && d.cfg.Now().Sub(lastCompact) > time.Hour {
-			lastCompact = d.cfg.Now()
-			if n, err := CompactHistory(ctx, d.cfg.Client, d.cfg.Now().Add(-d.cfg.CompactAfter), d.guard); err != nil {
+		if d.cfg.CompactAfter > 0 && now.Sub(lastCompact) > time.Hour {
+			lastCompact = now
+			if n, err := CompactHistory(ctx, d.cfg.Client, now.Add(-d.cfg.CompactAfter), d.guard); err != nil {
 				d.log.Warn("compact history", "err", err)
 			} else if n > 0 {
 				d.log.Info("compacted history into rollups", "events", n)
@@ -129,6 +138,7 @@ func (d *Decider) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+			continue
 		case wr, ok := <-nodes:
 			if !ok {
 				return ctx.Err()
@@ -148,15 +158,25 @@ func (d *Decider) Run(ctx context.Context) error {
 			d.watchErr("overrides", wr, &quorum)
 			applyOverrides(w, wr.Events)
 		}
+		dirty = true
 		// Coalesce a burst: take whatever else is ready before deciding.
 	drain:
 		for {
 			select {
-			case wr := <-nodes:
+			case wr, ok := <-nodes:
+				if !ok {
+					break drain
+				}
 				applyNodes(w, wr.Events)
-			case wr := <-obs:
+			case wr, ok := <-obs:
+				if !ok {
+					break drain
+				}
 				applyObs(w, wr.Events)
-			case wr := <-ovr:
+			case wr, ok := <-ovr:
+				if !ok {
+					break drain
+				}
 				applyOverrides(w, wr.Events)
 			default:
 				break drain
@@ -164,6 +184,9 @@ func (d *Decider) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// resync is how often the decider decides even when nothing changed.
+const resync = 5 * time.Second
 
 func (d *Decider) watchErr(what string, wr clientv3.WatchResponse, quorum *bool) {
 	if err := wr.Err(); err != nil {

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"hash/fnv"
 	"sort"
 
 	"github.com/firebreak/firebreak/internal/topology"
@@ -39,30 +38,40 @@ func Assign(t *topology.Topology, live map[string]bool, others int) Assignment {
 		}
 		bySite[n.Site] = append(bySite[n.Site], n.Name)
 	}
-	out := make(Assignment, len(t.Endpoints()))
+	eps := t.Endpoints()
+	out := make(Assignment, len(eps))
 	type scored struct {
 		site  string
 		score uint64
 	}
-	cand := make([]scored, 0, len(sites))
-	for _, ep := range t.Endpoints() {
+	top := make([]scored, 0, others+1)
+	for _, ep := range eps {
 		id := ep.ID()
-		var obs []string
+		obs := make([]string, 0, len(bySite[ep.Site])+others)
 		obs = append(obs, bySite[ep.Site]...)
-		cand = cand[:0]
+		// Top `others` sites by rendezvous score (insertion into a short list).
+		top = top[:0]
 		for _, s := range sites {
-			if s != ep.Site {
-				cand = append(cand, scored{s, hrw(id, s)})
+			if s == ep.Site {
+				continue
+			}
+			c := scored{s, hrw(id, s)}
+			i := len(top)
+			for i > 0 && (top[i-1].score < c.score || (top[i-1].score == c.score && top[i-1].site > c.site)) {
+				i--
+			}
+			if i >= others {
+				continue
+			}
+			top = append(top, scored{})
+			copy(top[i+1:], top[i:])
+			top[i] = c
+			if len(top) > others {
+				top = top[:others]
 			}
 		}
-		sort.Slice(cand, func(i, j int) bool {
-			if cand[i].score != cand[j].score {
-				return cand[i].score > cand[j].score
-			}
-			return cand[i].site < cand[j].site
-		})
-		for i := 0; i < len(cand) && i < others; i++ {
-			obs = append(obs, pickNode(id, bySite[cand[i].site]))
+		for _, c := range top {
+			obs = append(obs, pickNode(id, bySite[c.site]))
 		}
 		sort.Strings(obs)
 		out[id] = obs
@@ -105,13 +114,21 @@ func pickNode(id string, nodes []string) string {
 	return best
 }
 
-// hrw is the rendezvous weight of (key, member).
+// hrw is the rendezvous weight of (key, member): FNV-1a over key, a zero
+// byte and member, then a 64-bit finaliser.
 func hrw(key, member string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write([]byte(member))
-	return mix(h.Sum64())
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime
+	}
+	h *= prime // the zero separator
+	for i := 0; i < len(member); i++ {
+		h ^= uint64(member[i])
+		h *= prime
+	}
+	return mix(h)
 }
 
 // mix is a 64-bit finaliser (splitmix64) so nearby inputs spread.
