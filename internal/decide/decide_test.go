@@ -271,14 +271,14 @@ func TestNextWake(t *testing.T) {
 	if !st.NextWake.IsZero() {
 		t.Fatalf("steady state wakes at %v", st.NextWake)
 	}
-	st = e.Step(st, in(time.Second, "b")).State // first change: not damped
-	st = e.Step(st, in(2*time.Second, "")).State
-	st = e.Step(st, in(3*time.Second, "b")).State // damped until 2s+10s
-	if want := t0.Add(12 * time.Second); !st.NextWake.Equal(want) {
+	st = e.Step(st, in(20*time.Second, "b")).State // long after the first routing: not damped
+	st = e.Step(st, in(21*time.Second, "")).State  // restore: passes
+	st = e.Step(st, in(22*time.Second, "b")).State // damped until 21s+10s
+	if want := t0.Add(31 * time.Second); !st.NextWake.Equal(want) {
 		t.Fatalf("damped: NextWake %v, want %v", st.NextWake, want)
 	}
 	drain := Override{ID: "d", Kind: KindDrain, Target: "c", Who: "kim", Why: "w", Created: t0, Expires: t0.Add(time.Minute)}
-	st = e.Step(st, in(20*time.Second, "", drain)).State
+	st = e.Step(st, in(40*time.Second, "", drain)).State
 	if want := drain.Expires; !st.NextWake.Equal(want) {
 		t.Fatalf("override: NextWake %v, want its expiry %v", st.NextWake, want)
 	}
