@@ -2,6 +2,11 @@
 // external etcd cluster), the key layout, and typed helpers over it.
 package store
 
+import (
+	"fmt"
+	"time"
+)
+
 // Key layout. Every key firebreak writes lives under Prefix. Values are JSON
 // unless stated otherwise. This list is the contract between nodes of
 // different versions: add keys, never change the meaning of one.
@@ -36,3 +41,52 @@ const (
 	EpochsPrefix           = Prefix + "epochs/"
 	AuditPrefix            = Prefix + "audit/"
 )
+
+// TopologyKey is the key of topology revision rev.
+func TopologyKey(rev int64) string { return fmt.Sprintf("%s%020d", TopologyPrefix, rev) }
+
+// NodeKey is the liveness key of the named node.
+func NodeKey(node string) string { return NodesPrefix + node }
+
+// ElectionKey is the election prefix for a role; RoleLeader is the only role
+// the node package campaigns for today.
+func ElectionKey(role string) string { return ElectionPrefix + role }
+
+// RoleLeader is the election role of the node that runs leader-only parts
+// (decider, runner).
+const RoleLeader = "leader"
+
+// ObserverPrefix is the prefix of every observation written by observer.
+func ObserverPrefix(observer string) string { return ObservationsPrefix + observer + "/" }
+
+// ObservationKey is one observer's opinion of one endpoint. Endpoint IDs
+// (service/site/address:port) contain slashes; they are kept as they are, so
+// the observer is always the first path element after ObservationsPrefix.
+func ObservationKey(observer, endpointID string) string {
+	return ObserverPrefix(observer) + endpointID
+}
+
+// EndpointVerdictKey is the leader's verdict for an endpoint.
+func EndpointVerdictKey(endpointID string) string { return EndpointVerdictsPrefix + endpointID }
+
+// SiteVerdictKey is the leader's verdict for a site.
+func SiteVerdictKey(site string) string { return SiteVerdictsPrefix + site }
+
+// RoutingKey is the routing of a service or datastore.
+func RoutingKey(service string) string { return RoutingPrefix + service }
+
+// OverrideKey is an override by id.
+func OverrideKey(id string) string { return OverridesPrefix + id }
+
+// RunPrefix is the prefix of everything stored for one runbook run.
+func RunPrefix(runID string) string { return RunsPrefix + runID + "/" }
+
+// EpochKey is the promotion epoch of a datastore.
+func EpochKey(datastore string) string { return EpochsPrefix + datastore }
+
+// SeqKey builds an append-only key under prefix (HistoryPrefix, AuditPrefix):
+// the UTC time in nanoseconds, zero-padded so keys sort by time, and a
+// sequence number that breaks ties within one writer.
+func SeqKey(prefix string, t time.Time, seq uint64) string {
+	return fmt.Sprintf("%s%020d-%06d", prefix, t.UTC().UnixNano(), seq)
+}
