@@ -163,7 +163,7 @@ func (s *Scheduler) poke() {
 // Run checks targets until ctx is done, then waits for the checks in flight
 // and returns ctx.Err().
 func (s *Scheduler) Run(ctx context.Context) error {
-	work := make(chan *item)
+	work := make(chan *item, s.workers)
 	var wg sync.WaitGroup
 	for range s.workers {
 		wg.Add(1)
@@ -180,24 +180,29 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	batch := make([]*item, 0, 256)
 	for {
-		s.mu.Lock()
-		var next *item
+		// Pop every due item (up to a batch) under one lock.
+		batch = batch[:0]
 		wait := time.Hour
-		if len(s.h) > 0 {
-			if d := s.h[0].due.Sub(s.now()); d <= 0 {
-				next = heap.Pop(&s.h).(*item)
-			} else {
+		s.mu.Lock()
+		now := s.now()
+		for len(s.h) > 0 && len(batch) < cap(batch) {
+			if d := s.h[0].due.Sub(now); d > 0 {
 				wait = d
+				break
 			}
+			batch = append(batch, heap.Pop(&s.h).(*item))
 		}
 		s.mu.Unlock()
-		if next != nil {
+		for _, it := range batch {
 			select {
-			case work <- next:
+			case work <- it:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+		if len(batch) > 0 {
 			continue
 		}
 		timer.Reset(wait)
