@@ -1,9 +1,12 @@
 package runbook
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -14,7 +17,8 @@ import (
 
 // EtcdJournal is a Journal in etcd, under store.RunsPrefix:
 //
-//	runs/<id>/spec            the run's spec (JSON)
+//	runs/<id>/spec            manifest of the run's spec (JSON)
+//	runs/<id>/spec/<n>        the spec (JSON, gzipped), in chunks of 1 MiB
 //	runs/<id>/owner           the runner holding the claim
 //	runs/<id>/state           State (JSON)
 //	runs/<id>/control         run, pause or abort
@@ -36,11 +40,39 @@ func logKey(id string, seq uint64) string {
 	return fmt.Sprintf("%slog/%020d", store.RunsPrefix+id+"/", seq)
 }
 
-// Create implements Journal.
+// specChunk is the largest piece of a spec stored under one key: etcd
+// refuses requests over 1.5 MiB by default, and an inventory of tens of
+// thousands of servers is larger than that.
+const specChunk = 1 << 20
+
+// Create implements Journal. The spec is gzipped and stored in chunks
+// (runs/<id>/spec/<n>), then the manifest runs/<id>/spec, which makes the
+// run exist, is written if no run of that id exists.
 func (j *EtcdJournal) Create(ctx context.Context, id string, spec []byte) error {
 	k := runKey(id, "spec")
+	if resp, err := j.c.Get(ctx, k, clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("create run %s: %w", id, err)
+	} else if resp.Count > 0 {
+		return fmt.Errorf("create run %s: %w", id, ErrRunExists)
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = zw.Write(spec)
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	data := zb.Bytes()
+	n := 0
+	for off := 0; off < len(data) || n == 0; off += specChunk {
+		end := min(off+specChunk, len(data))
+		if _, err := j.c.Put(ctx, fmt.Sprintf("%s/%06d", k, n), string(data[off:end])); err != nil {
+			return fmt.Errorf("create run %s: %w", id, err)
+		}
+		n++
+	}
+	manifest := fmt.Sprintf(`{"chunks":%d,"bytes":%d,"encoding":"gzip"}`, n, len(data))
 	resp, err := j.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(spec)), clientv3.OpPut(runKey(id, "control"), ControlRun)).Commit()
+		Then(clientv3.OpPut(k, manifest), clientv3.OpPut(runKey(id, "control"), ControlRun)).Commit()
 	if err != nil {
 		return fmt.Errorf("create run %s: %w", id, err)
 	}
@@ -52,14 +84,41 @@ func (j *EtcdJournal) Create(ctx context.Context, id string, spec []byte) error 
 
 // Spec implements Journal.
 func (j *EtcdJournal) Spec(ctx context.Context, id string) ([]byte, error) {
-	resp, err := j.c.Get(ctx, runKey(id, "spec"))
+	k := runKey(id, "spec")
+	resp, err := j.c.Get(ctx, k)
 	if err != nil {
 		return nil, fmt.Errorf("read run %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("run %s: %w", id, ErrNoRun)
 	}
-	return resp.Kvs[0].Value, nil
+	var m struct {
+		Chunks int `json:"chunks"`
+		Bytes  int `json:"bytes"`
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil || m.Chunks <= 0 {
+		return nil, fmt.Errorf("run %s: bad spec manifest", id)
+	}
+	data := make([]byte, 0, m.Bytes)
+	for i := 0; i < m.Chunks; i++ {
+		r, err := j.c.Get(ctx, fmt.Sprintf("%s/%06d", k, i))
+		if err != nil {
+			return nil, fmt.Errorf("read run %s: %w", id, err)
+		}
+		if len(r.Kvs) == 0 {
+			return nil, fmt.Errorf("run %s: spec chunk %d missing", id, i)
+		}
+		data = append(data, r.Kvs[0].Value...)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: spec: %w", id, err)
+	}
+	spec, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: spec: %w", id, err)
+	}
+	return spec, nil
 }
 
 // Claim implements Journal.
@@ -229,6 +288,8 @@ func (j *EtcdJournal) WatchControl(ctx context.Context, id string) <-chan string
 // List implements Journal.
 func (j *EtcdJournal) List(ctx context.Context) ([]string, error) {
 	resp, err := j.c.Get(ctx, store.RunsPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	// Keys are listed with the logs; a store with many long runs would
+	// want an index here.
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}

@@ -32,6 +32,11 @@ const (
 	DefaultFlushInterval = 50 * time.Millisecond
 	DefaultMaxBatch      = 512
 	maxFlushRecords      = 8192
+	// maxInflight journal writes may be under way at once, so that the
+	// store's latency does not cap the transition rate. Replay does not
+	// depend on the order of batches: an item's start record is durable
+	// before its action runs, and done and failed are final.
+	maxInflight = 4
 )
 
 // Runner executes runs. It is leader-agnostic: Resume continues any run from
@@ -79,6 +84,11 @@ type Stats struct {
 	Flushes, Records int
 	// Elapsed is the wall time of the Resume call.
 	Elapsed time.Duration
+	// ResultDelay sums the time from an action's end to the runner
+	// freeing its slots; StartWait the time non-idempotent actions held
+	// their slots waiting for their start record to be written. Both are
+	// slot time lost to the engine itself.
+	ResultDelay, StartWait time.Duration
 	// Durations is each item's summed attempt time, by item index (for
 	// LowerBound).
 	Durations []time.Duration
@@ -246,6 +256,7 @@ type result struct {
 	id  int32
 	err error
 	dur time.Duration
+	end time.Time
 }
 
 type flushResult struct {
@@ -268,18 +279,22 @@ type exec struct {
 	attempts   []uint8
 	pending    []int32
 	verifyFrst []bool
-	durs       []uint32 // microseconds
-	gremain    []int32
-	gfailed    []bool
-	terminal   int
-	running    int
-	timers     pq // retry due times (unix nanos) by item
+	// startDurable: the item's start record is in the journal (from this
+	// or an earlier runner); startLogged: it was queued for writing.
+	startDurable, startLogged []bool
+	startWaitFrom             map[int32]time.Time
+	durs                      []uint32 // microseconds
+	gremain                   []int32
+	gfailed                   []bool
+	terminal                  int
+	running                   int
+	timers                    pq // retry due times (unix nanos) by item
 
 	buf      []Record
 	bufItems []int32
 	bufFirst time.Time
 	urgent   bool
-	flushing bool
+	inflight int // journal writes under way
 
 	results   chan result
 	flushDone chan flushResult
@@ -300,8 +315,9 @@ func newExec(r *Runner, plan *Plan, regs driver.Registry, id, owner string, seq 
 		r: r, plan: plan, sched: newSched(plan), id: id, owner: owner, seq: seq, log: log,
 		status: make([]uint8, n), attempts: make([]uint8, n), pending: make([]int32, n),
 		verifyFrst: make([]bool, n), durs: make([]uint32, n),
+		startDurable: make([]bool, n), startLogged: make([]bool, n), startWaitFrom: map[int32]time.Time{},
 		gremain: make([]int32, len(plan.groups)), gfailed: make([]bool, len(plan.groups)),
-		flushDone: make(chan flushResult, 1),
+		flushDone: make(chan flushResult, maxInflight),
 	}
 	global := 1
 	if len(plan.Limiters) > 0 {
@@ -331,13 +347,16 @@ func newExec(r *Runner, plan *Plan, regs driver.Registry, id, owner string, seq 
 
 // replay applies the journal to the fresh state.
 func (ex *exec) replay(ctx context.Context) error {
-	idx := make(map[string]int32, len(ex.plan.items))
-	for i, it := range ex.plan.items {
-		idx[itemKey(int(it.step), ex.plan.Targets[it.target].Name)] = int32(i)
-	}
+	var idx map[string]int32 // built at the first record: a new run has none
 	started := make([]bool, len(ex.plan.items))
 	_, err := ex.r.Journal.Read(ctx, ex.id, 0, func(_ uint64, batch []byte) error {
 		return decodeBatch(batch, func(rec Record) error {
+			if idx == nil {
+				idx = make(map[string]int32, len(ex.plan.items))
+				for i, it := range ex.plan.items {
+					idx[itemKey(int(it.step), ex.plan.Targets[it.target].Name)] = int32(i)
+				}
+			}
 			id, ok := idx[itemKey(rec.Step, rec.Target)]
 			if !ok {
 				return nil // filtered out or renamed; ignore
@@ -365,6 +384,7 @@ func (ex *exec) replay(ctx context.Context) error {
 	}
 	for i := range ex.plan.items {
 		st := ex.plan.items[i].step
+		ex.startDurable[i] = started[i]
 		switch ex.status[i] {
 		case stDone:
 			ex.terminal++
@@ -393,12 +413,23 @@ func (ex *exec) replay(ctx context.Context) error {
 	}
 	for i := range ex.plan.items {
 		if ex.status[i] == stWaiting && ex.pending[i] == 0 {
-			ex.status[i] = stReady
-			ex.sched.ready(int32(i))
+			ex.makeReady(int32(i))
 		}
 	}
 	ex.rateFrom, ex.rateBase = time.Now(), ex.terminal
 	return nil
+}
+
+// makeReady queues item id. For a non-idempotent step, the first time, it
+// also journals the start record now, so that it is usually durable by the
+// time a slot frees and the action does not hold its slot waiting for it.
+func (ex *exec) makeReady(id int32) {
+	ex.status[id] = stReady
+	if !ex.startDurable[id] && !ex.startLogged[id] && !ex.plan.Runbook.Steps[ex.plan.items[id].step].Idempotent {
+		ex.startLogged[id] = true
+		ex.record(EvStart, id, "", true)
+	}
+	ex.sched.ready(id)
 }
 
 func itemKey(step int, target string) string { return fmt.Sprintf("%d\x00%s", step, target) }
@@ -437,8 +468,7 @@ func (ex *exec) done(id int32) {
 			for _, w := range ex.plan.groups[g].waiters {
 				ex.pending[w]--
 				if ex.pending[w] == 0 && ex.status[w] == stWaiting {
-					ex.status[w] = stReady
-					ex.sched.ready(w)
+					ex.makeReady(w)
 				}
 			}
 		}
@@ -474,7 +504,7 @@ func (ex *exec) interval() time.Duration {
 
 // maybeFlush starts a journal write when one is due and none is under way.
 func (ex *exec) maybeFlush(ctx context.Context, force bool) {
-	if ex.flushing || len(ex.buf) == 0 {
+	if ex.inflight >= maxInflight || len(ex.buf) == 0 {
 		return
 	}
 	if !force && !ex.urgent && len(ex.buf) < ex.maxBatch() && time.Since(ex.bufFirst) < ex.interval() {
@@ -490,12 +520,12 @@ func (ex *exec) maybeFlush(ctx context.Context, force bool) {
 	}
 	ex.urgent = false
 	for i, id := range ex.bufItems {
-		if id >= 0 && ex.buf[i].Event == EvStart {
+		if id >= 0 && ex.buf[i].Event == EvStart && ex.status[id] == stStarting {
 			ex.urgent = true
 			break
 		}
 	}
-	ex.flushing = true
+	ex.inflight++
 	seq := ex.seq
 	ex.seq++
 	ex.stats.Flushes++
@@ -528,9 +558,11 @@ func (ex *exec) launch(ctx context.Context, id int32) {
 	if ex.attempts[id] < 255 {
 		ex.attempts[id]++
 	}
-	if !ex.plan.Runbook.Steps[step].Idempotent {
+	if !ex.plan.Runbook.Steps[step].Idempotent && !ex.startDurable[id] {
+		// Its start record is queued or being written: wait for it,
+		// and write it now.
 		ex.status[id] = stStarting
-		ex.record(EvStart, id, "", true)
+		ex.startWaitFrom[id] = time.Now()
 		ex.urgent = true
 		return
 	}
@@ -550,7 +582,8 @@ func (ex *exec) spawn(ctx context.Context, id int32) {
 		defer ex.wg.Done()
 		start := time.Now()
 		err := attempt(ctx, s, t, act, ver, verifyFirst)
-		ex.results <- result{id: id, err: err, dur: time.Since(start)}
+		end := time.Now()
+		ex.results <- result{id: id, err: err, dur: end.Sub(start), end: end}
 	}()
 }
 
@@ -589,6 +622,7 @@ func attempt(ctx context.Context, s *Step, t driver.Target, act, ver driver.Driv
 
 func (ex *exec) handleResult(res result) {
 	ex.sched.release(res.id)
+	ex.stats.ResultDelay += time.Since(res.end)
 	ex.running--
 	it := ex.plan.items[res.id]
 	ex.durs[res.id] += uint32(min(res.dur.Microseconds(), 1<<31))
@@ -621,14 +655,19 @@ func (ex *exec) handleResult(res result) {
 }
 
 func (ex *exec) handleFlush(ctx context.Context, fr flushResult) {
-	ex.flushing = false
+	ex.inflight--
 	for i, id := range fr.items {
 		if id < 0 {
 			continue
 		}
 		switch fr.recs[i].Event {
 		case EvStart:
-			ex.spawn(ctx, id)
+			ex.startDurable[id] = true
+			if ex.status[id] == stStarting {
+				ex.stats.StartWait += time.Since(ex.startWaitFrom[id])
+				delete(ex.startWaitFrom, id)
+				ex.spawn(ctx, id)
+			}
 		case EvDone:
 			ex.counts[ex.plan.items[id].step].Running--
 			ex.done(id)
@@ -689,7 +728,7 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 			}
 		}
 		ex.maybeFlush(ctx, false)
-		if runErr == nil && ex.running == 0 && !ex.flushing && len(ex.buf) == 0 {
+		if runErr == nil && ex.running == 0 && ex.inflight == 0 && len(ex.buf) == 0 {
 			if ex.terminal == total {
 				status = StatusDone
 				for _, c := range ex.counts {
@@ -709,7 +748,7 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 		if len(ex.timers) > 0 {
 			next = min(next, time.Until(time.Unix(0, ex.timers[0].prio)))
 		}
-		if len(ex.buf) > 0 && !ex.flushing {
+		if len(ex.buf) > 0 && ex.inflight < maxInflight {
 			next = min(next, ex.interval()-time.Since(ex.bufFirst))
 		}
 		if next < 0 {
@@ -719,9 +758,19 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 		select {
 		case res := <-ex.results:
 			ex.handleResult(res)
+			// Take every result already there before starting more, so
+			// that one pass of the scheduler serves many completions.
+			for more := true; more; {
+				select {
+				case res := <-ex.results:
+					ex.handleResult(res)
+				default:
+					more = false
+				}
+			}
 		case fr := <-ex.flushDone:
 			if fr.err != nil {
-				ex.flushing = false
+				ex.inflight--
 				runErr = fr.err
 				cancel()
 				ex.log.Error("runbook journal write failed; stopping", "run", ex.id, "err", fr.err)
@@ -765,8 +814,7 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 		now := time.Now().UnixNano()
 		for len(ex.timers) > 0 && ex.timers[0].prio <= now {
 			e := ex.timers.pop()
-			ex.status[e.id] = stReady
-			ex.sched.ready(e.id)
+			ex.makeReady(e.id)
 		}
 	}
 	msg := ""
@@ -796,7 +844,7 @@ func (ex *exec) shutdown(parent context.Context, status string, err error) (stri
 				ex.record(EvDone, res.id, "", false)
 			}
 		case <-ex.flushDone:
-			ex.flushing = false
+			ex.inflight--
 		case <-drained:
 			if len(ex.buf) > 0 && !errors.Is(err, ErrFenced) {
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 2*time.Second)
