@@ -39,6 +39,30 @@ func naiveStatus(t *topology.Topology, name string, lost map[string]bool, memo m
 			c += e.Capacity
 		}
 	}
+	if s.Policy == topology.PolicyFailover {
+		// Only the first site in failover order with an endpoint left
+		// serves.
+		order := append([]string{}, s.Failover...)
+		for _, e := range s.Endpoints {
+			order = append(order, e.Site)
+		}
+		c = 0
+		for _, site := range order {
+			if lost[site] {
+				continue
+			}
+			found := false
+			for _, e := range s.Endpoints {
+				if e.Site == site {
+					found = true
+					c += e.Capacity
+				}
+			}
+			if found {
+				break
+			}
+		}
+	}
 	own := Up
 	switch {
 	case n == 0 || (s.Peak > 0 && c == 0):
@@ -69,7 +93,15 @@ func TestAgainstNaive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checked := 0
+		checked, failover := 0, 0
+		for _, s := range topo.Services {
+			if s.Policy == topology.PolicyFailover {
+				failover++
+			}
+		}
+		if failover == 0 {
+			t.Fatalf("seed %d: no failover-policy service generated", seed)
+		}
 		for _, sc := range res.Scenarios {
 			if sc.Kind != KindSite && sc.Kind != KindSitePair {
 				continue

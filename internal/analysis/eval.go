@@ -109,6 +109,9 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 		}
 		c -= rackCap[p]
 		k -= rackCnt[p]
+		if fo := g.eFailover[p]; fo != nil {
+			c = g.failoverCap(sp, sc, int32(p), fo)
+		}
 		remCap[p], remCnt[p] = c, k
 		st, cs, hard := stUp, int32(-1), true
 		pk := peak[p]
@@ -151,6 +154,30 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 			sc.rackCap[p], sc.rackCnt[p] = 0, 0
 		}
 	}
+}
+
+// failoverCap is the capacity of a failover-policy service at position p:
+// that of the first site in its failover order with an endpoint left.
+func (g *graph) failoverCap(sp *spec, sc *scratch, p int32, order []int32) int64 {
+	row := int(p) * g.nsites
+	rackSite := int32(-1)
+	if sp.rack >= 0 {
+		rackSite = g.racks[sp.rack].site
+	}
+	for _, s := range order {
+		if sc.lostSite[s] {
+			continue
+		}
+		n, c := g.eCntSite[row+int(s)], g.eCapSite[row+int(s)]
+		if s == rackSite {
+			n -= sc.rackCnt[p]
+			c -= sc.rackCap[p]
+		}
+		if n > 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // evalDatastore decides the datastore at position p.

@@ -50,6 +50,13 @@ type graph struct {
 	eCntSite, eTotCnt        []int32
 	eDepStart, eDepTo        []int32
 	eDepHard                 []bool
+	// eFailover lists, for a service with the failover policy, its sites in
+	// failover order: only the first one with an endpoint left serves, so
+	// only its capacity counts. nil for every other policy.
+	eFailover [][]int32
+
+	// baseCap is each service's serving capacity with nothing lost.
+	baseCap []int64
 
 	// redundancy is the number of distinct datacenter sites that can run a
 	// node (endpoints for a service; primary and replicas for a datastore).
@@ -225,6 +232,37 @@ func (g *graph) layout() {
 		}
 	}
 	g.eDepStart[n] = int32(len(g.eDepTo))
+
+	g.eFailover = make([][]int32, n)
+	g.baseCap = make([]int64, g.nsvc)
+	for v, svc := range g.t.Services {
+		g.baseCap[v] = g.totCap[v]
+		if svc.Policy != topology.PolicyFailover {
+			continue
+		}
+		var order []int32
+		seen := make([]bool, ns)
+		add := func(name string) {
+			if si, ok := g.siteOf[name]; ok && !seen[si] {
+				seen[si] = true
+				order = append(order, si)
+			}
+		}
+		for _, f := range svc.Failover {
+			add(f)
+		}
+		for _, e := range svc.Endpoints {
+			add(e.Site)
+		}
+		g.eFailover[g.pos[v]] = order
+		g.baseCap[v] = 0
+		for _, si := range order {
+			if g.cntSite[v*ns+int(si)] > 0 {
+				g.baseCap[v] = g.capSite[v*ns+int(si)]
+				break
+			}
+		}
+	}
 }
 
 // topoOrder orders nodes dependencies first (Kahn's algorithm). The parser

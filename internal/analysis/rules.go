@@ -16,6 +16,7 @@ const (
 	RuleSPOFService    = "FB-SPOF-SERVICE"      // a service has no endpoint outside one site
 	RuleSPOFChain      = "FB-SPOF-CHAIN"        // a service stops through a hard dependency chain
 	RuleCapacity       = "FB-CAPACITY"          // the sites left cannot carry the peak
+	RuleCapacityBase   = "FB-CAPACITY-BASELINE" // below peak even with every site up
 	RuleDegradedDep    = "FB-DEGRADED-DEP"      // degraded through a dependency
 	RuleSPOFRack       = "FB-SPOF-RACK"         // a service stops when one rack is lost
 	RuleSitePair       = "FB-SITE-PAIR"         // a service survives any one site but not some pair
@@ -72,6 +73,7 @@ func (g *graph) findings(res *Result) []Finding {
 	out = g.pairFindings(out, res, downInSite)
 	out = g.dataFindings(out)
 	out = g.controlPlaneFindings(out, res)
+	out = g.baselineFindings(out)
 	return g.tierFindings(out)
 }
 
@@ -109,6 +111,8 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 		case si.Kind == topology.KindOps && si.Status == Down:
 			f.Rule, f.Severity = RuleOpsSPOF, Critical
 			f.Message = fmt.Sprintf("ops tool %s stops when %s is lost: operators lose it exactly when they need it", si.Service, site)
+		case si.Kind == topology.KindOps && own && g.short(g.nodeOf[si.Service]):
+			continue // reported once as FB-CAPACITY-BASELINE
 		case si.Kind == topology.KindOps:
 			f.Rule, f.Severity = RuleOpsDegraded, High
 			f.Message = fmt.Sprintf("ops tool %s is degraded when %s is lost", si.Service, site)
@@ -118,6 +122,8 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 		case si.Status == Down:
 			f.Rule, f.Severity = RuleSPOFChain, tierSeverity(si.Tier)
 			f.Message = fmt.Sprintf("tier-%d service %s stops when %s is lost, through its hard dependency on %s", si.Tier, si.Service, site, si.Chain[1].Name)
+		case own && g.short(g.nodeOf[si.Service]):
+			continue // reported once as FB-CAPACITY-BASELINE
 		case own:
 			f.Rule, f.Severity = RuleCapacity, lower(tierSeverity(si.Tier))
 			f.Message = fmt.Sprintf("tier-%d service %s is degraded when %s is lost: capacity %d left of peak %d", si.Tier, si.Service, site, si.Capacity, si.Peak)
@@ -198,6 +204,35 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// short reports whether service v is below its peak with nothing lost.
+func (g *graph) short(v int32) bool {
+	return g.peak[v] > 0 && g.baseCap[v] < g.peak[v]
+}
+
+// baselineFindings reports services that cannot carry their peak even
+// before anything is lost.
+func (g *graph) baselineFindings(out []Finding) []Finding {
+	for v, s := range g.t.Services {
+		if !g.short(int32(v)) {
+			continue
+		}
+		what := "its endpoints"
+		if s.Policy == topology.PolicyFailover {
+			what = "its first failover site"
+		}
+		sev := lower(tierSeverity(s.Tier))
+		if s.Kind == topology.KindOps {
+			sev = High
+		}
+		out = append(out, Finding{
+			ID: id(RuleCapacityBase, s.Name), Rule: RuleCapacityBase, Severity: sev, Subject: s.Name,
+			Message: fmt.Sprintf("service %s is below its peak with every site up: %s carry %d of %d", s.Name, what, g.baseCap[v], g.peak[v]),
+			Fix:     fmt.Sprintf("add capacity of at least %d to %s, then N+1 on sites", g.peak[v]-g.baseCap[v], s.Name),
+		})
+	}
+	return out
 }
 
 // rackFindings reports services that one rack's loss stops.

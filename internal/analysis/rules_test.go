@@ -212,6 +212,53 @@ services:
 			not: []string{"FB-CAPACITY", "FB-SPOF"},
 		},
 		{
+			name: "failover policy: only the next site's capacity counts",
+			yaml: sites3 + `
+services:
+  standby:
+    tier: 0
+    peak: 100
+    policy: failover
+    failover: [a, b, c]
+    endpoints:
+      - {site: a, address: 10.0.0.1, port: 443, capacity: 100}
+      - {site: b, address: 10.0.1.1, port: 443, capacity: 30}
+      - {site: c, address: 10.0.2.1, port: 443, capacity: 100}
+  spread:
+    tier: 0
+    peak: 100
+    endpoints:
+      - {site: a, address: 10.0.0.2, port: 443, capacity: 100}
+      - {site: b, address: 10.0.1.2, port: 443, capacity: 30}
+`,
+			want: []want{{id: "FB-CAPACITY/standby/a", sev: High, chain: "standby(capacity 30 of peak 100 outside a)"}},
+			not:  []string{"FB-CAPACITY/standby/b", "FB-CAPACITY/standby/c", "FB-CAPACITY/spread/b", "FB-CAPACITY-BASELINE"},
+		},
+		{
+			name: "below peak with every site up is reported once",
+			yaml: sites3 + `
+services:
+  small:
+    tier: 1
+    peak: 100
+    endpoints:
+      - {site: a, address: 10.0.0.1, port: 443, capacity: 40}
+      - {site: b, address: 10.0.1.1, port: 443, capacity: 40}
+  first:
+    tier: 1
+    peak: 100
+    policy: failover
+    endpoints:
+      - {site: a, address: 10.0.0.2, port: 443, capacity: 50}
+      - {site: b, address: 10.0.1.2, port: 443, capacity: 100}
+`,
+			want: []want{
+				{id: "FB-CAPACITY-BASELINE/small", sev: Medium},
+				{id: "FB-CAPACITY-BASELINE/first", sev: Medium},
+			},
+			not: []string{"FB-CAPACITY/"},
+		},
+		{
 			name: "async replica cannot meet RPO 0",
 			yaml: sites3 + `
 datastores:

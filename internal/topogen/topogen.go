@@ -158,10 +158,16 @@ func Generate(c Config) *topology.Topology {
 			total += e.Capacity
 			s.Endpoints = append(s.Endpoints, e)
 		}
-		// N+1 on sites for most services; a tenth are sized too tight.
+		// N+1 on sites for most services; a tenth are sized too tight. A
+		// tenth of the multi-site ones are active/standby (failover policy),
+		// each site sized for the peak.
 		s.Peak = total * (spread - 1) / spread
 		if spread == 1 || r.Float64() < 0.1 {
 			s.Peak = total * 9 / 10
+		}
+		if spread > 1 && r.Float64() < 0.1 {
+			s.Policy = topology.PolicyFailover
+			s.Peak = total / spread
 		}
 
 		layer := layerOf(i)

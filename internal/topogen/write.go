@@ -49,6 +49,9 @@ func Write(w io.Writer, t *topology.Topology) error {
 			p("    kind: %s\n", s.Kind)
 		}
 		p("    tier: %d\n", s.Tier)
+		if s.Policy != "" && s.Policy != topology.PolicyActiveActive {
+			p("    policy: %s\n", s.Policy)
+		}
 		if s.Peak > 0 {
 			p("    peak: %d\n", s.Peak)
 		}
