@@ -353,14 +353,15 @@ func (e *Engine) Step(prev *State, in Input) Output {
 		}
 		frozen := globalFreeze
 		sig := []string{}
+		var ovWhy []string
 		for _, o := range active {
 			switch {
-			case o.Kind == KindFreeze && (o.Target == "" || o.Target == svc.Name):
-				frozen = true
-				sig = append(sig, o.ID)
-			case o.Kind == KindDrain && hasSite(svc, o.Target),
+			case o.Kind == KindFreeze && (o.Target == "" || o.Target == svc.Name),
+				o.Kind == KindDrain && hasSite(svc, o.Target),
 				(o.Kind == KindForceUp || o.Kind == KindForceDown) && strings.HasPrefix(o.Target, svc.Name+"/"):
+				frozen = frozen || o.Kind == KindFreeze
 				sig = append(sig, o.ID)
+				ovWhy = append(ovWhy, fmt.Sprintf("override %s %s by %s: %s", o.Kind, orAllTargets(o.Target), o.Who, o.Why))
 			}
 		}
 		sort.Strings(sig)
@@ -434,6 +435,9 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			r.Revision = 1
 		}
 		why = append(why, routeReason(svc, pr, r, next)...)
+		if prev.overrideSig[svc.Name] != next.overrideSig[svc.Name] {
+			why = append(why, ovWhy...)
+		}
 		r.Reason = strings.Join(why, "; ")
 		next.Routes[svc.Name] = r
 		events = append(events, Event{Time: now, Kind: EventRoute, Subject: svc.Name,
@@ -625,6 +629,13 @@ func buildRoute(svc *topology.Service, t *topology.Topology, healthy func(*topol
 		}
 	}
 	return r
+}
+
+func orAllTargets(t string) string {
+	if t == "" {
+		return "all services"
+	}
+	return t
 }
 
 func failoverOrder(svc *topology.Service) []string {

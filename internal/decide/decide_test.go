@@ -262,6 +262,16 @@ func TestStepDetails(t *testing.T) {
 	}
 }
 
+func TestOverrideReason(t *testing.T) {
+	e := NewEngine(testTopo(1, 10*time.Second, topology.PolicyActiveActive), 0)
+	drain := Override{ID: "d", Kind: KindDrain, Target: "c", Who: "kim", Why: "UPS work", Created: t0, Expires: t0.Add(time.Minute)}
+	st := e.Step(nil, Input{Now: t0, Live: all3, Observations: view("na,nb,nc", ""), Quorum: true}).State
+	st = e.Step(st, Input{Now: t0.Add(time.Second), Live: all3, Observations: view("na,nb,nc", ""), Overrides: []Override{drain}, Quorum: true}).State
+	if r := st.Routes["web"].Reason; !strings.Contains(r, "override drain c by kim: UPS work") {
+		t.Fatalf("route reason %q does not name the drain", r)
+	}
+}
+
 func TestNextWake(t *testing.T) {
 	e := NewEngine(testTopo(1, 10*time.Second, topology.PolicyActiveActive), 0)
 	in := func(at time.Duration, down string, ovs ...Override) Input {
