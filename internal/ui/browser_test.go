@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/firebreak/firebreak/internal/auth"
@@ -82,6 +84,15 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	return v
 }
 
+// darkMode makes the page prefer a dark colour scheme.
+func darkMode() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
+}
+
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -122,6 +133,15 @@ func TestBrowserDashboardShowsSiteDown(t *testing.T) {
 		t.Fatalf("sites down counter %q", downs)
 	}
 	shot(t, ctx, "dashboard-site-down.png")
+	run(t, ctx, "dark phone", darkMode(), chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	overflowX := value(t, ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	if overflowX {
+		wide := value(t, ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('body *')).filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')`))
+		t.Errorf("wider than the screen: %s", wide)
+		t.Errorf("dashboard scrolls sideways on a phone (wide tables must scroll inside their box)")
+	}
+	shot(t, ctx, "dashboard-dark-phone.png")
+	run(t, ctx, "back to desktop", chromedp.EmulateViewport(1280, 900))
 	s.fx.SetStale(true, time.Now().Add(-90*time.Second))
 	within(t, ctx, 3*time.Second, "stale banner", chromedp.WaitVisible(chromedp.ID(`stale-banner`)))
 	shot(t, ctx, "dashboard-stale.png")
