@@ -116,6 +116,9 @@ func (g *graph) eval(sp *spec, sc *scratch) {
 		st, cs, hard := stUp, int32(-1), true
 		pk := peak[p]
 		switch {
+		case totCnt[p] == 0:
+			// No endpoints declared: outside the topology (an external
+			// service); only its dependencies count.
 		case k <= 0 || (pk > 0 && c <= 0):
 			st = stDown
 		case pk > 0 && c < pk:

@@ -149,6 +149,10 @@ func compile(t *topology.Topology) *graph {
 				g.redundancy[i]++
 			}
 		}
+		if g.totCnt[i] == 0 {
+			// External (no endpoints declared): as redundant as it gets.
+			g.redundancy[i] = int32(g.nsites)
+		}
 		g.depStart[i] = int32(len(g.depTo))
 		for _, d := range s.DependsOn {
 			to, ok := nodeOf[d.Target]

@@ -17,6 +17,7 @@ const (
 	RuleSPOFChain      = "FB-SPOF-CHAIN"        // a service stops through a hard dependency chain
 	RuleCapacity       = "FB-CAPACITY"          // the sites left cannot carry the peak
 	RuleCapacityBase   = "FB-CAPACITY-BASELINE" // below peak even with every site up
+	RuleNoEndpoints    = "FB-NO-ENDPOINTS"      // a service declares no endpoint: treated as external
 	RuleDegradedDep    = "FB-DEGRADED-DEP"      // degraded through a dependency
 	RuleSPOFRack       = "FB-SPOF-RACK"         // a service stops when one rack is lost
 	RuleSitePair       = "FB-SITE-PAIR"         // a service survives any one site but not some pair
@@ -215,6 +216,14 @@ func (g *graph) short(v int32) bool {
 // before anything is lost.
 func (g *graph) baselineFindings(out []Finding) []Finding {
 	for v, s := range g.t.Services {
+		if g.totCnt[v] == 0 {
+			out = append(out, Finding{
+				ID: id(RuleNoEndpoints, s.Name), Rule: RuleNoEndpoints, Severity: Info, Subject: s.Name,
+				Message: fmt.Sprintf("service %s declares no endpoints: analysis treats it as external, up in every scenario", s.Name),
+				Fix:     fmt.Sprintf("declare the endpoints of %s (site, address, port, capacity) to analyse it", s.Name),
+			})
+			continue
+		}
 		if !g.short(int32(v)) {
 			continue
 		}

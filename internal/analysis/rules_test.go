@@ -259,6 +259,21 @@ services:
 			not: []string{"FB-CAPACITY/"},
 		},
 		{
+			name: "a service without endpoints is external",
+			yaml: sites3 + `
+services:
+  saas: {tier: 0}
+  web:
+    tier: 0
+    endpoints:
+      - {site: a, address: 10.0.0.1, port: 443}
+      - {site: b, address: 10.0.1.1, port: 443}
+    dependsOn: [saas]
+`,
+			want: []want{{id: "FB-NO-ENDPOINTS/saas", sev: Info}},
+			not:  []string{"FB-SPOF", "FB-TIER"},
+		},
+		{
 			name: "async replica cannot meet RPO 0",
 			yaml: sites3 + `
 datastores:
