@@ -146,7 +146,7 @@ echo "|---|---|---|---|---|---|---|---|---|" >>"$WORK/results.md"
 # measure NAME LOADNAME RATE: one dnsperf run; prints the QPS.
 measure() {
   local name=$1 load=$2 rate=$3 out="$WORK/dnsperf-$1-$2.txt"
-  local t0 t1 m0 m1 args=(-s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l "$DUR" -c 4 -q 500 -T 1)
+  local t0 t1 m0 m1 args=(-s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l "$DUR" -c 4 -q 500 -T 1 -b 4096)
   [ "$rate" != 0 ] && args+=(-Q "$rate" -v)
   m0=$(mallocs); t0=$(ticks "$PID")
   taskset -c "$CLIENT_CPU" dnsperf "${args[@]}" >"$out" 2>&1
@@ -181,7 +181,7 @@ done
 {
   echo
   echo "date: $(date -u +%FT%TZ); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "server pinned with taskset -c $SERVER_CPU, dnsperf with taskset -c $CLIENT_CPU; $DUR s per run; dnsperf -c 4 -q 500 -T 1"
+  echo "server pinned with taskset -c $SERVER_CPU, dnsperf with taskset -c $CLIENT_CPU; $DUR s per run; dnsperf -c 4 -q 500 -T 1 -b 4096"
   echo "dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'), knotd $(knotd -V 2>&1 | awk '{print $NF}'), coredns $COREDNS_VERSION"
 } >>"$WORK/results.md"
 cat "$WORK/results.md"

@@ -89,6 +89,9 @@ type Server struct {
 	serving   atomic.Bool
 }
 
+// udpSocketBuffer is the SO_RCVBUF/SO_SNDBUF asked for each UDP socket.
+const udpSocketBuffer = 4 << 20
+
 // ErrClosed is returned by Serve when the server was closed before or while
 // serving.
 var ErrClosed = errors.New("dns server closed")
@@ -197,6 +200,11 @@ func (s *Server) listen() error {
 			}
 		}
 		if ok {
+			for _, c := range s.udp {
+				// Absorb bursts; the kernel caps these at net.core.[rw]mem_max.
+				_ = c.SetReadBuffer(udpSocketBuffer)
+				_ = c.SetWriteBuffer(udpSocketBuffer)
+			}
 			s.addr = addr
 			for range s.udp {
 				s.stats = append(s.stats, &workerStats{})
