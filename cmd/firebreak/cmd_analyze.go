@@ -99,7 +99,7 @@ exists, for CI gating. Exit status 2 means the file could not be read.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&format, "format", "o", "text", "output format: text, json or dot")
+	f.StringVar(&format, "format", "text", "output format: text, json or dot")
 	f.StringVar(&failOn, "fail-on", "", "exit 1 when a finding of this severity or above exists: info, low, medium, high or critical")
 	f.StringVar(&scenario, "scenario", "", "scenario the dot format highlights, e.g. site:pangyo (default: the worst single site)")
 	f.BoolVar(&noPairs, "no-pairs", false, "skip the site-pair scenarios")

@@ -80,7 +80,7 @@ func TestAnalyzeFormats(t *testing.T) {
 	if !strings.Contains(out, "losing pangyo stops 15 of 15 services") || strings.Contains(out, "\x1b[") {
 		t.Errorf("text summary missing or coloured into a buffer:\n%s", out[:300])
 	}
-	code, out, _ = runCLI(t, "analyze", "-o", "dot", "--scenario", "site:gasan", kakao)
+	code, out, _ = runCLI(t, "analyze", "--format", "dot", "--scenario", "site:gasan", kakao)
 	if code != 0 || !strings.HasPrefix(out, "digraph firebreak {") || !strings.Contains(out, "site gasan lost") {
 		t.Errorf("dot: exit %d\n%s", code, out)
 	}
