@@ -91,6 +91,10 @@ var commands = []func(*cli) *cobra.Command{
 	newUndrainCmd,
 	newOverrideCmd,
 	newDNSCmd,
+	newServeCmd,
+	newApplyCmd,
+	newStatusCmd,
+	newCertsCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {

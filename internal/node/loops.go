@@ -53,19 +53,19 @@ func (n *Node) setQuorum(err error) {
 		n.stale, n.staleSince = true, n.lastOK
 		n.staleChg.Notify()
 		n.log.Warn("store quorum lost: serving last good state", "stale_since", n.lastOK, "err", err)
-		n.dropLeaderLocked()
+		n.dropLeaderLocked("no quorum")
 	}
 }
 
 // dropLeaderLocked ends this node's leadership (n.mu held).
-func (n *Node) dropLeaderLocked() {
+func (n *Node) dropLeaderLocked(why string) {
 	if n.leader == nil {
 		return
 	}
 	n.leader.cancel()
 	n.leader = nil
 	n.leaderChg.Notify()
-	n.log.Warn("leadership suspended")
+	n.log.Info("leadership ended", "why", why)
 }
 
 // sessionLoop keeps a lease, the liveness key and a campaign alive, one
@@ -122,7 +122,7 @@ func (n *Node) runSession(ctx context.Context) {
 
 	end := func() {
 		n.mu.Lock()
-		n.dropLeaderLocked()
+		n.dropLeaderLocked("session ended")
 		graceful := n.graceful
 		n.lease = 0
 		n.leaseCancel()

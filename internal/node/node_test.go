@@ -15,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/firebreak/firebreak/internal/certs"
 	"github.com/firebreak/firebreak/internal/store"
 	"github.com/firebreak/firebreak/internal/topology"
 )
@@ -81,14 +82,22 @@ type cluster struct {
 
 // startCluster starts n nodes, each with an embedded member on its own
 // address of 127.0.10.x.
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t *testing.T, n int) *cluster { return startClusterTLS(t, n, "") }
+
+// startClusterTLS is startCluster with https peer and client URLs when
+// certDir (made by package certs) is set.
+func startClusterTLS(t *testing.T, n int, certDir string) *cluster {
 	t.Helper()
 	var names, peers, clients []string
 	for i := 0; i < n; i++ {
 		host := fmt.Sprintf("127.0.10.%d", i+1)
 		names = append(names, fmt.Sprintf("n%d", i+1))
-		peers = append(peers, freeURL(t, host))
-		clients = append(clients, freeURL(t, host))
+		p, c := freeURL(t, host), freeURL(t, host)
+		if certDir != "" {
+			p, c = strings.Replace(p, "http:", "https:", 1), strings.Replace(c, "http:", "https:", 1)
+		}
+		peers = append(peers, p)
+		clients = append(clients, c)
 	}
 	src := clusterYAML(names, peers, clients)
 	top := parse(t, src)
@@ -96,9 +105,12 @@ func startCluster(t *testing.T, n int) *cluster {
 	c := &cluster{t: t, src: src}
 	for _, name := range names {
 		self := top.Node(name)
-		m, _, err := StoreFor(top, self, name, StoreOptions{
-			DataDir: filepath.Join(base, name), TickMs: 50, ElectionMs: 500, Token: "test-" + t.Name(),
-		})
+		opts := StoreOptions{DataDir: filepath.Join(base, name), TickMs: 50, ElectionMs: 500, Token: "test-" + t.Name()}
+		if certDir != "" {
+			files := store.TLSFiles{CAFile: filepath.Join(certDir, certs.CAFile), CertFile: filepath.Join(certDir, certs.CertFile(name)), KeyFile: filepath.Join(certDir, certs.KeyFile(name))}
+			opts.PeerTLS, opts.ClientTLS = files, files
+		}
+		m, _, err := StoreFor(top, self, name, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,4 +455,50 @@ func TestPickNodeAndStoreFor(t *testing.T) {
 	if err != nil || m != nil || len(cc.Endpoints) != 1 {
 		t.Errorf("external: %+v %+v %v", m, cc, err)
 	}
+}
+
+func TestClusterTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, err := certs.LoadOrCreateCA(dir, "test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, _, err := ca.Issue(dir, fmt.Sprintf("n%d", i), []string{fmt.Sprintf("127.0.10.%d", i), "localhost"}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startClusterTLS(t, 3, dir)
+	l := waitLeader(t, 30*time.Second, c.nodes)
+	ctx := ctxT(t, 10*time.Second)
+	st, err := l.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 3 || len(st.Nodes) != 3 {
+		t.Fatalf("status over TLS: %d members, %d nodes", len(st.Members), len(st.Nodes))
+	}
+	for _, m := range st.Members {
+		if !m.Reachable || !strings.HasPrefix(m.PeerURLs[0], "https://") {
+			t.Errorf("member %s: reachable %v, peer %v", m.Name, m.Reachable, m.PeerURLs)
+		}
+	}
+	// A client without a certificate is refused by the member.
+	_, err = store.Dial(ctx, store.ClientConfig{
+		Endpoints: []string{l.Member().ClientURL()}, TLS: store.TLSFiles{CAFile: filepath.Join(dir, certs.CAFile)},
+		DialTimeout: time.Second, Check: true,
+	})
+	if err == nil {
+		t.Error("a client without a certificate was accepted")
+	}
+	// A client with the CA and a node certificate is accepted.
+	cli, err := store.Dial(ctx, store.ClientConfig{
+		Endpoints: []string{l.Member().ClientURL()},
+		TLS:       store.TLSFiles{CAFile: filepath.Join(dir, certs.CAFile), CertFile: filepath.Join(dir, "n1.pem"), KeyFile: filepath.Join(dir, "n1-key.pem")},
+		Check:     true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
 }

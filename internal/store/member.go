@@ -157,7 +157,7 @@ func StartMember(cfg MemberConfig) (m *Member, err error) {
 	ec.TickMs = cfg.TickMs
 	ec.ElectionMs = cfg.ElectionMs
 	ec.LogLevel = cfg.LogLevel
-	ec.LogOutputs = []string{"stderr"}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(cfg.LogLevel))
 	// A restarted member must not trigger an election at once.
 	ec.InitialElectionTickAdvance = false
 	e, err := embed.StartEtcd(ec)

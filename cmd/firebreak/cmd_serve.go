@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/firebreak/firebreak/internal/node"
+	"github.com/firebreak/firebreak/internal/store"
+	"github.com/firebreak/firebreak/internal/topology"
+	"github.com/firebreak/firebreak/internal/yamlnode"
+)
+
+// serveComponents lists the parts a serving node runs (prober, decider,
+// DNS server, API, runner). Each constructor gets the cli and the topology
+// the node starts with; add yours here.
+var serveComponents []func(c *cli, t *topology.Topology) (node.Component, error)
+
+type serveFlags struct {
+	config          string
+	node            string
+	dataDir         string
+	clientURL       string
+	peerURL         string
+	clusterState    string
+	token           string
+	peerTLS         store.TLSFiles
+	clientTLS       store.TLSFiles
+	store           storeClientFlags
+	leaseTTL        time.Duration
+	leaveOnShutdown bool
+	shutdownTimeout time.Duration
+	tickMs          uint
+	electionMs      uint
+}
+
+func newServeCmd(c *cli) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve -c TOPOLOGY",
+		Short: "Run a firebreak node: the store, liveness, leader election and every part",
+		Long: `serve runs one firebreak node (one per site).
+
+Where the state lives is decided by the topology:
+  - no node declares a peer URL: a single-member etcd is embedded in
+    --data-dir and the node is useful at once (a laptop, a demo, one site);
+  - nodes declare peer URLs: each node's embedded member joins one etcd
+    cluster with the others (initial cluster = every node with a peer URL);
+  - store.endpoints is set (or --endpoints): the node is only a client of an
+    existing external etcd cluster.
+
+The topology file is published to the store when the store holds none;
+afterwards the store's version is authoritative: change it with
+"firebreak apply FILE" and every node picks it up without restart.
+
+The node publishes its liveness under a lease (--lease-ttl, default 3s): a
+dead node's keys vanish with it. One node is elected leader for the
+leader-only parts. When the node loses the store's quorum it keeps serving
+its last good state, marked stale, and makes no automatic decision.
+
+SIGTERM or Ctrl-C shuts down gracefully: parts stop, leadership is resigned,
+the lease revoked; with --leave-on-shutdown the member also leaves the etcd
+cluster (decommissioning a site).
+
+TLS: give the member's listeners certificates with --peer-* and --client-*
+(or store.caFile/certFile/keyFile in the topology for both) and use https://
+URLs; "firebreak certs" makes a CA and node certificates. See
+docs/operations.md.`,
+		Example: `  # one node, embedded single-member store under ~/.local/state/firebreak
+  firebreak serve -c examples/fixed.yaml
+
+  # one node of a 3-site cluster (nodes declare peer/client URLs)
+  firebreak serve -c prod.yaml --node fb-pangyo --data-dir /var/lib/firebreak
+
+  # TLS between members and for clients
+  firebreak serve -c prod.yaml --node fb-pangyo \
+    --peer-cert certs/fb-pangyo.pem --peer-key certs/fb-pangyo-key.pem --peer-ca certs/ca.pem \
+    --client-cert certs/fb-pangyo.pem --client-key certs/fb-pangyo-key.pem --client-ca certs/ca.pem
+
+  # a client of an existing etcd cluster
+  firebreak serve -c prod.yaml --endpoints https://etcd1:2379,https://etcd2:2379 --cacert ca.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), c, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "topology file (required)")
+	fl.StringVar(&f.node, "node", "", "which topology node this is (default: the only node, or the one named like the host)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "embedded store data dir, created 0700 (default $XDG_STATE_HOME/firebreak/NODE or ~/.local/state/firebreak/NODE)")
+	fl.StringVar(&f.clientURL, "client-url", "", "embedded member client URL (default: the node's client URL, else "+store.DefaultClientURL+")")
+	fl.StringVar(&f.peerURL, "peer-url", "", "embedded member peer URL (default: the node's peer URL, else "+store.DefaultPeerURL+")")
+	fl.StringVar(&f.clusterState, "initial-cluster-state", "new", "new to bootstrap the cluster, existing to join a running one after 'etcdctl member add'")
+	fl.StringVar(&f.token, "cluster-token", store.DefaultToken, "initial cluster token; distinct clusters need distinct tokens")
+	fl.StringVar(&f.peerTLS.CertFile, "peer-cert", "", "member peer TLS certificate (PEM)")
+	fl.StringVar(&f.peerTLS.KeyFile, "peer-key", "", "member peer TLS key (PEM)")
+	fl.StringVar(&f.peerTLS.CAFile, "peer-ca", "", "CA that signs peers' certificates (peers must present one)")
+	fl.StringVar(&f.clientTLS.CertFile, "client-cert", "", "member client-URL TLS certificate (PEM); also the node's own client certificate")
+	fl.StringVar(&f.clientTLS.KeyFile, "client-key", "", "member client-URL TLS key (PEM)")
+	fl.StringVar(&f.clientTLS.CAFile, "client-ca", "", "CA that signs clients' certificates (clients must present one)")
+	f.store.register(cmd, false)
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", node.DefaultLeaseTTL, "liveness and leader-election lease TTL (whole seconds)")
+	fl.BoolVar(&f.leaveOnShutdown, "leave-on-shutdown", false, "remove this node's member from the etcd cluster on shutdown (decommission)")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fl.UintVar(&f.tickMs, "heartbeat-ms", store.DefaultTickMs, "etcd raft heartbeat interval in ms")
+	fl.UintVar(&f.electionMs, "election-ms", store.DefaultElectionMs, "etcd raft election timeout in ms")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// defaultDataDir is the per-user state dir for node's embedded store.
+func defaultDataDir(nodeName string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --data-dir and no home directory: %w", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "firebreak", nodeName), nil
+}
+
+// printTopologyErrors prints a load error as validate does.
+func printTopologyErrors(c *cli, file string, err error) error {
+	if l, ok := yamlnode.AsList(err); ok {
+		for _, e := range l {
+			fmt.Fprintln(c.stderr, e.Error())
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", file, len(l))}
+	}
+	return &exitError{code: 1, err: err}
+}
+
+func runServe(ctx context.Context, c *cli, f *serveFlags) error {
+	log := c.logger()
+	src, err := os.ReadFile(f.config)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("read topology: %w", err)}
+	}
+	top, err := topology.Parse(f.config, src)
+	if err != nil {
+		return printTopologyErrors(c, f.config, err)
+	}
+	host, _ := os.Hostname()
+	self, err := node.PickNode(top, f.node, host)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	name := f.node
+	if self != nil {
+		name = self.Name
+	}
+	if name == "" {
+		name = host
+	}
+	if f.dataDir == "" {
+		if f.dataDir, err = defaultDataDir(name); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	etcdLog := store.DefaultEtcdLogLevel
+	if c.logLevel == "debug" {
+		etcdLog = "debug"
+	}
+	member, ext, err := node.StoreFor(top, self, name, node.StoreOptions{
+		DataDir: f.dataDir, Token: f.token, ClusterState: f.clusterState,
+		ClientURL: f.clientURL, PeerURL: f.peerURL, PeerTLS: f.peerTLS, ClientTLS: f.clientTLS,
+		TickMs: f.tickMs, ElectionMs: f.electionMs, EtcdLogLevel: etcdLog,
+	})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(f.store.endpoints) > 0 {
+		member, ext = nil, f.store.config()
+	}
+	cfg := node.Config{
+		Name: name, Topology: top, TopologySource: src, Member: member, External: ext,
+		LeaseTTL: f.leaseTTL, LeaveOnShutdown: f.leaveOnShutdown, Version: version, Logger: log,
+	}
+	for _, mk := range serveComponents {
+		comp, err := mk(c, top)
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		cfg.Components = append(cfg.Components, comp)
+	}
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	where := "external store " + fmt.Sprint(ext.Endpoints)
+	if m := n.Member(); m != nil {
+		where = fmt.Sprintf("embedded store in %s, client %s, peer %s", f.dataDir, m.ClientURL(), m.PeerURL())
+	}
+	log.Info("serving", "node", name, "site", n.Site(), "store", where)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-n.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return &exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
+	}
+	return nil
+}
