@@ -12,6 +12,7 @@ import (
 
 	"github.com/firebreak/firebreak/internal/api"
 	"github.com/firebreak/firebreak/internal/api/view"
+	"github.com/firebreak/firebreak/internal/auth"
 	"github.com/firebreak/firebreak/internal/decide"
 	"github.com/firebreak/firebreak/internal/decide/sitesim"
 	"github.com/firebreak/firebreak/internal/store"
@@ -153,6 +154,38 @@ func TestEtcdStateFollowsTheDecider(t *testing.T) {
 	if len(recs) != 2 || recs[0].Action != "drain" || recs[0].Who != "alice" || recs[0].Reason != "maintenance" || recs[1].Action != "undrain" {
 		t.Fatalf("audit: %+v", recs)
 	}
+
+	// Tokens kept in the store are picked up by every node's authenticator.
+	authn := &auth.Authenticator{}
+	tctx, tcancel := context.WithCancel(ctx)
+	tdone := make(chan error, 1)
+	go func() { tdone <- api.FollowTokens(tctx, cli, authn, nil) }()
+	if err := api.PutToken(ctx, cli, "bob", auth.Operator, "bobs-token-0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if id, ok := authn.Check("bobs-token-0123456789"); ok && id.Name == "bob" && id.Role == auth.Operator {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("stored token never accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ok, err := api.DeleteToken(ctx, cli, "bob"); !ok || err != nil {
+		t.Fatalf("delete token: %v %v", ok, err)
+	}
+	for {
+		if _, ok := authn.Check("bobs-token-0123456789"); !ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("deleted token still accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tcancel()
+	<-tdone
 
 	// The store goes away: the last state is served, flagged stale.
 	sim.Close()

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 )
 
 // Role is what a caller may do. Higher roles include lower ones.
@@ -213,14 +214,33 @@ func (t *Tokens) Check(secret string) (Identity, bool) {
 	return Identity{Name: t.entries[found].name, Role: t.entries[found].role}, true
 }
 
-// Authenticator identifies HTTP callers.
+// Authenticator identifies HTTP callers. Do not copy it after first use.
 type Authenticator struct {
-	// Tokens are the known tokens (nil: none).
+	// Tokens are the known tokens from the tokens file (nil: none).
 	Tokens *Tokens
 	// Anonymous is the role of callers without a token (default None:
 	// reads need a viewer token). Set Viewer to let anyone who can reach
 	// the node read the dashboard and API; it is never above Viewer.
 	Anonymous Role
+
+	// stored are tokens kept in the store, replaced as they change.
+	stored atomic.Pointer[Tokens]
+}
+
+// SetStored replaces the tokens that come from the store (see
+// api.FollowTokens). It is safe to call while requests are served.
+func (a *Authenticator) SetStored(t *Tokens) { a.stored.Store(t) }
+
+// Check returns the identity of secret among the file's and the store's
+// tokens (a file token wins when a name is in both).
+func (a *Authenticator) Check(secret string) (Identity, bool) {
+	if a == nil {
+		return Identity{}, false
+	}
+	if id, ok := a.Tokens.Check(secret); ok {
+		return id, true
+	}
+	return a.stored.Load().Check(secret)
 }
 
 // Identify returns the caller of r: from "Authorization: Bearer <token>",
@@ -240,11 +260,7 @@ func (a *Authenticator) Identify(r *http.Request) (Identity, error) {
 	if secret == "" {
 		return a.anonymous(), nil
 	}
-	var tokens *Tokens
-	if a != nil {
-		tokens = a.Tokens
-	}
-	id, ok := tokens.Check(secret)
+	id, ok := a.Check(secret)
 	if !ok {
 		return Identity{}, ErrBadToken
 	}

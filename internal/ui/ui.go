@@ -288,7 +288,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
 	ok := false
 	if u.opt.Auth != nil {
-		id, ok = u.opt.Auth.Tokens.Check(token)
+		id, ok = u.opt.Auth.Check(token)
 	}
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
