@@ -114,7 +114,7 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// Expand replaces ${name}, ${kind}, ${site}, ${rack}, ${role}, ${bmc}, ${ssh},
+// Expand replaces ${name}, ${service} (the name without "@site"), ${kind}, ${site}, ${rack}, ${role}, ${bmc}, ${ssh},
 // ${address}, ${port} and ${label.KEY} in s with the target's values. An
 // unknown reference is left as written.
 func Expand(s string, t Target) string {
@@ -148,6 +148,9 @@ func lookup(key string, t Target) (string, bool) {
 	switch key {
 	case "name":
 		return t.Name, true
+	case "service":
+		base, _, _ := strings.Cut(t.Name, "@")
+		return base, true
 	case "kind":
 		return t.Kind, true
 	case "site":

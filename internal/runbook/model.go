@@ -169,17 +169,19 @@ type Selector struct {
 // ServerSelector selects servers.
 type ServerSelector struct {
 	Names, Sites, Racks, Roles []string
-	Labels                     map[string]string
+	// Exclude lists names never selected.
+	Exclude []string
+	Labels  map[string]string
 }
 
 // ServiceSelector selects services, one target per site with endpoints.
 type ServiceSelector struct {
-	Names, Sites, Kinds []string
-	Tiers               []int
+	Names, Sites, Kinds, Exclude []string
+	Tiers                        []int
 }
 
 // DatastoreSelector selects datastores, one target per site with a member.
 type DatastoreSelector struct {
-	Names, Sites, Engines []string
-	Tiers                 []int
+	Names, Sites, Engines, Exclude []string
+	Tiers                          []int
 }

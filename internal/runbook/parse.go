@@ -414,21 +414,23 @@ func (p *parser) selector(v *yaml.Node, what string) Selector {
 			s.Servers = &ServerSelector{}
 			w := what + " servers"
 			d.Mapping(v, w, map[string]yamlnode.Field{
-				"names":  func(_, v *yaml.Node) { s.Servers.Names = d.Strings(v, w+" names") },
-				"sites":  func(_, v *yaml.Node) { s.Servers.Sites = sites(v, w+" sites") },
-				"racks":  func(_, v *yaml.Node) { s.Servers.Racks = d.Strings(v, w+" racks") },
-				"roles":  func(_, v *yaml.Node) { s.Servers.Roles = d.Strings(v, w+" roles") },
-				"labels": func(_, v *yaml.Node) { s.Servers.Labels = d.StringMap(v, w+" labels") },
+				"names":   func(_, v *yaml.Node) { s.Servers.Names = d.Strings(v, w+" names") },
+				"exclude": func(_, v *yaml.Node) { s.Servers.Exclude = d.Strings(v, w+" exclude") },
+				"sites":   func(_, v *yaml.Node) { s.Servers.Sites = sites(v, w+" sites") },
+				"racks":   func(_, v *yaml.Node) { s.Servers.Racks = d.Strings(v, w+" racks") },
+				"roles":   func(_, v *yaml.Node) { s.Servers.Roles = d.Strings(v, w+" roles") },
+				"labels":  func(_, v *yaml.Node) { s.Servers.Labels = d.StringMap(v, w+" labels") },
 			})
 		},
 		"services": func(_, v *yaml.Node) {
 			s.Services = &ServiceSelector{}
 			w := what + " services"
 			d.Mapping(v, w, map[string]yamlnode.Field{
-				"names": func(_, v *yaml.Node) { s.Services.Names = d.Strings(v, w+" names") },
-				"sites": func(_, v *yaml.Node) { s.Services.Sites = sites(v, w+" sites") },
-				"kinds": func(_, v *yaml.Node) { s.Services.Kinds = d.Strings(v, w+" kinds") },
-				"tiers": func(_, v *yaml.Node) { s.Services.Tiers = tiers(v, w+" tiers") },
+				"names":   func(_, v *yaml.Node) { s.Services.Names = d.Strings(v, w+" names") },
+				"exclude": func(_, v *yaml.Node) { s.Services.Exclude = d.Strings(v, w+" exclude") },
+				"sites":   func(_, v *yaml.Node) { s.Services.Sites = sites(v, w+" sites") },
+				"kinds":   func(_, v *yaml.Node) { s.Services.Kinds = d.Strings(v, w+" kinds") },
+				"tiers":   func(_, v *yaml.Node) { s.Services.Tiers = tiers(v, w+" tiers") },
 			})
 		},
 		"datastores": func(_, v *yaml.Node) {
@@ -436,6 +438,7 @@ func (p *parser) selector(v *yaml.Node, what string) Selector {
 			w := what + " datastores"
 			d.Mapping(v, w, map[string]yamlnode.Field{
 				"names":   func(_, v *yaml.Node) { s.Datastores.Names = d.Strings(v, w+" names") },
+				"exclude": func(_, v *yaml.Node) { s.Datastores.Exclude = d.Strings(v, w+" exclude") },
 				"sites":   func(_, v *yaml.Node) { s.Datastores.Sites = sites(v, w+" sites") },
 				"engines": func(_, v *yaml.Node) { s.Datastores.Engines = d.Strings(v, w+" engines") },
 				"tiers":   func(_, v *yaml.Node) { s.Datastores.Tiers = tiers(v, w+" tiers") },
@@ -466,14 +469,14 @@ func (p *parser) validate() {
 		}
 		if rb.Topology != nil {
 			if sel.Services != nil {
-				for _, n := range sel.Services.Names {
+				for _, n := range append(sel.Services.Names, sel.Services.Exclude...) {
 					if rb.Topology.Service(n) == nil {
 						d.Errorf(p.selNodes[s], "step %s targets: unknown service %q", s.Name, n)
 					}
 				}
 			}
 			if sel.Datastores != nil {
-				for _, n := range sel.Datastores.Names {
+				for _, n := range append(sel.Datastores.Names, sel.Datastores.Exclude...) {
 					if rb.Topology.Datastore(n) == nil {
 						d.Errorf(p.selNodes[s], "step %s targets: unknown datastore %q", s.Name, n)
 					}

@@ -308,7 +308,7 @@ func selectTargets(rb *Runbook, sel Selector) []selected {
 	var out []selected
 	if s := sel.Servers; s != nil {
 		for _, sv := range rb.Servers {
-			if !anyOf(s.Names, sv.Name) || !anyOf(s.Sites, sv.Site) || !anyOf(s.Racks, sv.Rack) || !anyOf(s.Roles, sv.Role) {
+			if slices.Contains(s.Exclude, sv.Name) || !anyOf(s.Names, sv.Name) || !anyOf(s.Sites, sv.Site) || !anyOf(s.Racks, sv.Rack) || !anyOf(s.Roles, sv.Role) {
 				continue
 			}
 			ok := true
@@ -327,7 +327,7 @@ func selectTargets(rb *Runbook, sel Selector) []selected {
 	t := rb.Topology
 	if s := sel.Services; s != nil && t != nil {
 		for _, svc := range t.Services {
-			if !anyOf(s.Names, svc.Name) || !anyOf(s.Kinds, svc.Kind) || !anyInt(s.Tiers, svc.Tier) {
+			if slices.Contains(s.Exclude, svc.Name) || !anyOf(s.Names, svc.Name) || !anyOf(s.Kinds, svc.Kind) || !anyInt(s.Tiers, svc.Tier) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -343,7 +343,7 @@ func selectTargets(rb *Runbook, sel Selector) []selected {
 	}
 	if s := sel.Datastores; s != nil && t != nil {
 		for _, ds := range t.Datastores {
-			if !anyOf(s.Names, ds.Name) || !anyOf(s.Engines, ds.Engine) || !anyInt(s.Tiers, ds.Tier) {
+			if slices.Contains(s.Exclude, ds.Name) || !anyOf(s.Names, ds.Name) || !anyOf(s.Engines, ds.Engine) || !anyInt(s.Tiers, ds.Tier) {
 				continue
 			}
 			type member struct {
