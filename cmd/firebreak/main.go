@@ -95,6 +95,7 @@ var commands = []func(*cli) *cobra.Command{
 	newApplyCmd,
 	newStatusCmd,
 	newCertsCmd,
+	newRunbookCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
