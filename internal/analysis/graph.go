@@ -58,6 +58,10 @@ type graph struct {
 	// baseCap is each service's serving capacity with nothing lost.
 	baseCap []int64
 
+	// otherMemo caches otherSites; only the findings phase (one goroutine)
+	// uses it.
+	otherMemo map[string]string
+
 	// redundancy is the number of distinct datacenter sites that can run a
 	// node (endpoints for a service; primary and replicas for a datastore).
 	redundancy []int32

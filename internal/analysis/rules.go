@@ -60,7 +60,14 @@ func id(parts ...string) string { return strings.Join(parts, "/") }
 // findings derives every finding from the evaluated scenarios and the
 // topology's static properties.
 func (g *graph) findings(res *Result) []Finding {
-	var out []Finding
+	// Most findings come from single-site scenarios: size for them.
+	n := 4*g.nds + g.nsvc/4 + len(g.sites)
+	for i := range res.Scenarios {
+		if sc := &res.Scenarios[i]; sc.Kind == KindSite {
+			n += len(sc.Services) + len(sc.Datastores)
+		}
+	}
+	out := make([]Finding, 0, n)
 	downInSite := make([]bool, g.nsvc+g.nds)
 	for i := range res.Scenarios {
 		sc := &res.Scenarios[i]
@@ -177,8 +184,22 @@ func (g *graph) replicaFix(d *topology.Datastore, lost []string) string {
 	return fmt.Sprintf("add a %sreplica of %s outside %s, e.g. in %s", mode, d.Name, strings.Join(lost, " and "), g.otherSites(lost))
 }
 
-// otherSites names the datacenters outside lost: "gasan or ansan".
+// otherSites names the datacenters outside lost: "gasan or ansan". It is
+// memoised (findings run on one goroutine, after every scenario).
 func (g *graph) otherSites(lost []string) string {
+	key := strings.Join(lost, "\x00")
+	if s, ok := g.otherMemo[key]; ok {
+		return s
+	}
+	if g.otherMemo == nil {
+		g.otherMemo = map[string]string{}
+	}
+	s := g.otherSitesOf(lost)
+	g.otherMemo[key] = s
+	return s
+}
+
+func (g *graph) otherSitesOf(lost []string) string {
 	var c []string
 	for _, s := range g.t.Sites {
 		if s.Role != topology.RoleDatacenter || contains(lost, s.Name) {
