@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,25 @@ func call(t *testing.T, method, url, token, body string) (int, http.Header, map[
 		}
 	}
 	return resp.StatusCode, resp.Header, m
+}
+
+// noLeaks fails t when goroutines started during the test outlive it.
+// Call it first so its cleanup runs last.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines leaked:\n%s", runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			http.DefaultClient.CloseIdleConnections()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 }
 
 func fixture() *viewtest.Fixture { return viewtest.New(viewtest.SampleTopology(), "fb-pangyo") }
@@ -231,6 +251,7 @@ func TestReadsAndStale(t *testing.T) {
 }
 
 func TestForwardToLeader(t *testing.T) {
+	noLeaks(t)
 	// The leader and the follower share one fixture (one store).
 	f := fixture()
 	leaderURL := newServer(t, "fb-pangyo", f, nil)
@@ -263,6 +284,7 @@ func TestForwardToLeader(t *testing.T) {
 }
 
 func TestEventStream(t *testing.T) {
+	noLeaks(t)
 	f := fixture()
 	url := newServer(t, "fb-pangyo", f, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

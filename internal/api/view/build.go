@@ -102,6 +102,12 @@ func Build(r *Raw) *Snapshot {
 		nd := Node{Name: n.Name, Site: n.Site, API: n.API, DNS: n.DNS, Alive: alive, Leader: n.Name == r.Leader}
 		if alive {
 			nd.Version, nd.Started = li.Version, li.Started
+			if li.API != "" { // the address it actually listens on
+				nd.API = li.API
+			}
+			if li.DNS != "" {
+				nd.DNS = li.DNS
+			}
 		}
 		s.Nodes = append(s.Nodes, nd)
 		siteOf[n.Name] = n.Site
