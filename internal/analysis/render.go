@@ -121,6 +121,8 @@ func (tw *textWriter) summaryLine(s *Scenario) string {
 	var parts []string
 	if s.Down > 0 {
 		parts = append(parts, fmt.Sprintf("stops %d of %d services (%s)", s.Down, s.Total, tw.names(impactNames(s, Down))))
+	} else {
+		parts = append(parts, "stops no service")
 	}
 	if s.Degraded > 0 {
 		parts = append(parts, fmt.Sprintf("degrades %d (%s)", s.Degraded, tw.names(impactNames(s, Degraded))))
@@ -152,9 +154,6 @@ func (tw *textWriter) summaryLine(s *Scenario) string {
 	cp := s.ControlPlane
 	if cp.Nodes > 0 && !cp.Quorum {
 		parts = append(parts, fmt.Sprintf("leaves firebreak without quorum (%d of %d nodes)", cp.Surviving, cp.Nodes))
-	}
-	if len(parts) == 0 {
-		return "stops nothing"
 	}
 	return strings.Join(parts, "; ")
 }
