@@ -78,7 +78,6 @@ func (s *stonith) Fence(_ context.Context, m failover.Member) error {
 
 func (s *stonith) Check(context.Context, failover.Member) error { return nil }
 
-
 // runManager runs m.Run until the test ends.
 func runManager(t *testing.T, m *failover.Manager) {
 	t.Helper()
