@@ -55,6 +55,8 @@ type Day struct {
 	State    string        `json:"state"`
 	Down     time.Duration `json:"down"`
 	Degraded time.Duration `json:"degraded"`
+	// Known is how much of the day is covered by the history.
+	Known time.Duration `json:"known"`
 	// Uptime is the fraction of the known part of the day the service was
 	// not down (0..1); -1 when unknown.
 	Uptime float64 `json:"uptime"`
@@ -212,8 +214,8 @@ func Uptime(services []Service, events []decide.Event, since, now time.Time, day
 						d.Degraded += b.Sub(a)
 					}
 				}
-				known := end.Sub(from)
-				d.Uptime = 1 - float64(d.Down)/float64(known)
+				d.Known = end.Sub(from)
+				d.Uptime = 1 - float64(d.Down)/float64(d.Known)
 				switch {
 				case d.Down > 0:
 					d.State = StateDown
@@ -231,20 +233,17 @@ func Uptime(services []Service, events []decide.Event, since, now time.Time, day
 }
 
 // UptimePercent is the share of known time not down over bars, in percent;
-// -1 when no day is known.
+// -1 when no time is known.
 func UptimePercent(bars []Day) float64 {
-	var up, total float64
+	var down, known time.Duration
 	for _, d := range bars {
-		if d.Uptime < 0 {
-			continue
-		}
-		total++
-		up += d.Uptime
+		down += d.Down
+		known += d.Known
 	}
-	if total == 0 {
+	if known <= 0 {
 		return -1
 	}
-	return 100 * up / total
+	return 100 * (1 - float64(down)/float64(known))
 }
 
 func fmtDur(d time.Duration) string {
@@ -253,9 +252,17 @@ func fmtDur(d time.Duration) string {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d.Seconds()))
 	case d < time.Hour:
+		if d%time.Minute == 0 {
+			return fmt.Sprintf("%dm", int(d.Minutes()))
+		}
 		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
+	case d < 48*time.Hour:
+		if d%time.Hour < time.Minute {
+			return fmt.Sprintf("%dh", int(d.Hours()))
+		}
 		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
 	}
 }
 
