@@ -774,6 +774,7 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 				runErr = fr.err
 				cancel()
 				ex.log.Error("runbook journal write failed; stopping", "run", ex.id, "err", fr.err)
+				drainControl(control)
 				return ex.shutdown(parent, StatusRunning, runErr)
 			}
 			ex.handleFlush(ctx, fr)
@@ -808,6 +809,7 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 			ex.r.publish(ex.snapshot(st))
 		case <-parent.Done():
 			cancel()
+			drainControl(control)
 			return ex.shutdown(parent, StatusRunning, parent.Err())
 		}
 		// Retries whose backoff is over.
@@ -826,8 +828,18 @@ func (ex *exec) loop(parent context.Context) (string, error) {
 	}
 	cancel()
 	ex.wg.Wait()
+	drainControl(control)
 	ex.log.Info("runbook run finished", "run", ex.id, "status", status)
 	return status, runErr
+}
+
+// drainControl waits for the control watch to end (its context is done).
+func drainControl(ch <-chan string) {
+	if ch == nil {
+		return
+	}
+	for range ch {
+	}
 }
 
 // shutdown waits for the run's goroutines after ctx was cancelled, writes

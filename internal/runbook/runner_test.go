@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,6 +162,7 @@ func TestRunCompletesInOrder(t *testing.T) {
 	if p.Status != StatusDone || p.Totals().Done != 96 {
 		t.Fatalf("journal progress: %s", p.Line())
 	}
+	checkNoRunnerGoroutines(t)
 	// Resuming a finished run does nothing.
 	calls := fleet.Calls()
 	res, err = r.Resume(ctx, id)
@@ -357,6 +359,19 @@ func TestFencedRunnerStops(t *testing.T) {
 	}
 	if err := <-aDone; !errors.Is(err, ErrFenced) {
 		t.Fatalf("runner A after losing its claim: %v, want ErrFenced", err)
+	}
+	checkNoRunnerGoroutines(t)
+}
+
+// checkNoRunnerGoroutines fails if a goroutine of a runner outlived Resume.
+func checkNoRunnerGoroutines(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "internal/runbook.(*exec)") || strings.Contains(g, "internal/runbook.(*EtcdJournal).WatchControl") {
+			t.Fatalf("leaked goroutine:\n%s", g)
+		}
 	}
 }
 
