@@ -97,6 +97,12 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 		own  bool
 	}
 	fixes := map[fixKey]string{}
+	dsDown := map[string]bool{}
+	for _, di := range sc.Datastores {
+		if di.Status == Down {
+			dsDown[di.Datastore] = true
+		}
+	}
 	for i := range sc.Services {
 		si := &sc.Services[i]
 		if si.Status == Down {
@@ -108,7 +114,7 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 		fk := fixKey{root.Name, own}
 		fix, ok := fixes[fk]
 		if !ok {
-			fix = g.fixFor(root, byName, sc)
+			fix = g.fixFor(root, byName, dsDown, sc)
 			if !own {
 				fix = "make " + root.Name + " survive the loss of " + site + ": " + fix
 			}
@@ -163,7 +169,7 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 }
 
 // fixFor proposes the change that makes a chain's root survive sc.
-func (g *graph) fixFor(root Link, byName map[string]*ServiceImpact, sc *Scenario) string {
+func (g *graph) fixFor(root Link, byName map[string]*ServiceImpact, dsDown map[string]bool, sc *Scenario) string {
 	if root.Type == LinkDatastore {
 		return g.replicaFix(g.t.Datastores[g.nodeOf[root.Name]-int32(g.nsvc)], sc.Lost)
 	}
@@ -173,7 +179,26 @@ func (g *graph) fixFor(root Link, byName map[string]*ServiceImpact, sc *Scenario
 		return fmt.Sprintf("add capacity of at least %d to %s outside %s (it has %d of peak %d left), e.g. in %s",
 			ri.Peak-ri.Capacity, root.Name, strings.Join(sc.Lost, " and "), ri.Capacity, ri.Peak, where)
 	}
-	return fmt.Sprintf("add an endpoint of %s in %s", root.Name, where)
+	fix := fmt.Sprintf("add an endpoint of %s in %s", root.Name, where)
+	// New endpoints alone are not enough when a hard dependency is lost
+	// too: name those, so the fix is complete.
+	var also []string
+	for _, d := range g.t.Services[g.nodeOf[root.Name]].DependsOn {
+		if !d.Hard {
+			continue
+		}
+		if di := byName[d.Target]; (di != nil && di.Status == Down) || dsDown[d.Target] {
+			also = append(also, d.Target)
+		}
+	}
+	if len(also) > 0 {
+		dep := "dependency "
+		if len(also) > 1 {
+			dep = "dependencies "
+		}
+		fix += "; it also needs its hard " + dep + joinAnd(also) + ", which this loss stops too"
+	}
+	return fix
 }
 
 func (g *graph) replicaFix(d *topology.Datastore, lost []string) string {
@@ -217,6 +242,14 @@ func (g *graph) otherSitesOf(lost []string) string {
 	default:
 		return strings.Join(c[:3], ", ") + " or another datacenter"
 	}
+}
+
+// joinAnd writes "a", "a and b", "a, b and c".
+func joinAnd(list []string) string {
+	if len(list) <= 1 {
+		return strings.Join(list, "")
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
 }
 
 func contains(list []string, s string) bool {
