@@ -60,6 +60,11 @@ func TestKakao2022(t *testing.T) {
 	if f := findingByID(res, "FB-SPOF-CHAIN/taxi/pangyo"); f == nil || !strings.Contains(ChainString(f.Chain), "taxi -> login") {
 		t.Errorf("taxi -> login chain missing: %+v", f)
 	}
+	// The fix for login is complete: new endpoints, and its cache too.
+	if f := findingByID(res, "FB-SPOF-SERVICE/login/pangyo"); f == nil ||
+		f.Fix != "add an endpoint of login in gasan or ansan; it also needs its hard dependency session-cache, which this loss stops too" {
+		t.Errorf("login fix: %+v", f)
+	}
 	// Every ops tool survives a rack loss (redundant inside pangyo) but not
 	// the site.
 	for _, f := range res.Findings {
