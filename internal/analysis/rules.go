@@ -132,7 +132,7 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 			f.Message = fmt.Sprintf("ops tool %s is degraded when %s is lost", si.Service, site)
 		case si.Status == Down && own:
 			f.Rule, f.Severity = RuleSPOFService, tierSeverity(si.Tier)
-			f.Message = fmt.Sprintf("tier-%d service %s stops when %s is lost: it has no endpoint outside %s", si.Tier, si.Service, site, site)
+			f.Message = fmt.Sprintf("tier-%d service %s stops when %s is lost: %s", si.Tier, si.Service, site, root.Reason)
 		case si.Status == Down:
 			f.Rule, f.Severity = RuleSPOFChain, tierSeverity(si.Tier)
 			f.Message = fmt.Sprintf("tier-%d service %s stops when %s is lost, through its hard dependency on %s", si.Tier, si.Service, site, si.Chain[1].Name)
