@@ -238,8 +238,8 @@ func (e *Etcd) load(ctx context.Context, prefix string, resp *clientv3.GetRespon
 // set, tells subscribers.
 func (e *Etcd) apply(ctx context.Context, prefix, key string, val []byte, modRev int64, deleted, publish bool) {
 	ev := view.Event{Revision: modRev, Deleted: deleted}
-	if !deleted {
-		ev.Data = append([]byte(nil), val...)
+	if !deleted && json.Valid(val) {
+		ev.Data = append(json.RawMessage(nil), val...)
 	}
 	decode := func(v any) bool {
 		if err := json.Unmarshal(val, v); err != nil {

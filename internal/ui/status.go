@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/firebreak/firebreak/internal/api/view"
@@ -189,6 +190,20 @@ type SummaryIncidentUpdate struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// baseURL is the scheme and host the request came to, for absolute links
+// in feeds (every node serves them under its own address).
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" || strings.ContainsAny(host, "/\\ \"<>") {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
 func componentStatus(state string) string {
 	switch state {
 	case view.StateDown:
@@ -236,7 +251,7 @@ func (u *UI) summary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var s Summary
-	s.Page.Name, s.Page.URL, s.Page.UpdatedAt = m.Title, "/status", m.Generated.UTC()
+	s.Page.Name, s.Page.URL, s.Page.UpdatedAt = m.Title, baseURL(r)+"/status", m.Generated.UTC()
 	s.Status.Indicator, s.Status.Description = "none", m.Headline
 	switch m.Overall {
 	case view.StateDown:
@@ -301,10 +316,11 @@ func (u *UI) feed(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	base := baseURL(r)
 	f := atomFeed{Title: m.Title, ID: "urn:firebreak:status", Updated: m.Generated.UTC().Format(time.RFC3339),
-		Link: []atomLink{{Href: "/status"}, {Href: "/status/feed.atom", Rel: "self"}}, Author: atomAuthor{Name: m.Title}}
+		Link: []atomLink{{Href: base + "/status"}, {Href: base + "/status/feed.atom", Rel: "self"}}, Author: atomAuthor{Name: m.Title}}
 	for _, inc := range append(append([]view.Incident{}, m.Ongoing...), m.Past...) {
-		e := atomEntry{ID: "urn:firebreak:incident:" + inc.ID, Link: atomLink{Href: "/status#" + inc.ID}}
+		e := atomEntry{ID: "urn:firebreak:incident:" + inc.ID, Link: atomLink{Href: base + "/status#" + inc.ID}}
 		e.Title = incidentTitle(inc)
 		updated := inc.Start
 		if !inc.Ongoing {

@@ -14,6 +14,7 @@ package view
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -187,7 +188,7 @@ type Event struct {
 	// Deleted is true when the thing was removed.
 	Deleted bool `json:"deleted,omitempty"`
 	// Data is the new value as stored (JSON), when there is one.
-	Data []byte `json:"data,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Event kinds.

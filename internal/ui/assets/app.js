@@ -11,7 +11,11 @@
     busy = true;
     var url = page === "dashboard" ? "/dashboard/live" : "/status/live";
     fetch(url, { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.text(); })
+      .then(function (r) {
+        if (r.status === 401 && page === "dashboard") { window.location.assign("/login?next=/"); }
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        return r.text();
+      })
       .then(function (html) { live.innerHTML = html; })
       .catch(function () { setConn("reconnecting", "offline: showing the last state"); })
       .finally(function () { busy = false; if (again) { again = false; schedule(); } });
