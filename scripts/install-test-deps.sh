@@ -9,11 +9,15 @@ declare -A need=(
   [kdig]=knot-dnsutils
   [/usr/sbin/sshd]=openssh-server
   [chromium]=chromium
+  [redis-server]=redis-server
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# PostgreSQL's server binaries (initdb, postgres, pg_basebackup, pg_rewind)
+# live in /usr/lib/postgresql/<version>/bin, not on PATH.
+compgen -G '/usr/lib/postgresql/*/bin/pg_rewind' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: all present"
   exit 0
