@@ -43,6 +43,7 @@ func TestKakao2022(t *testing.T) {
 		{"FB-OPS-SPOF/bastion/pangyo", "bastion(no endpoint outside pangyo)"},
 		{"FB-OPS-SPOF/work-chat/pangyo", "work-chat(no endpoint outside pangyo)"},
 		{"FB-CP-QUORUM/pangyo", ""},
+		{"FB-DNS-SPOF/pangyo", ""},
 		{"FB-DATA-NO-REPLICA/session-cache/pangyo", "session-cache(primary pangyo, no replica outside pangyo)"},
 	} {
 		f := findingByID(res, tc.id)

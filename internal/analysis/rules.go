@@ -30,6 +30,7 @@ const (
 	RuleCPQuorum       = "FB-CP-QUORUM"         // losing a site leaves firebreak without a majority
 	RuleCPDomains      = "FB-CP-DOMAINS"        // firebreak's nodes span fewer than three sites
 	RuleCPNone         = "FB-CP-NONE"           // no firebreak node declared
+	RuleDNS            = "FB-DNS-SPOF"          // losing a site leaves no authoritative server for the zone
 	RuleTierWeakest    = "FB-TIER-WEAKEST"      // a tier-0 service's hard dependency is less redundant than it
 	RuleTierInversion  = "FB-TIER-INVERSION"    // a hard dependency has a less critical tier than its dependant
 )
@@ -495,6 +496,7 @@ func (g *graph) controlPlaneFindings(out []Finding, res *Result) []Finding {
 			Fix:     "run one firebreak node in each of at least three sites; a small witness site can be the third",
 		})
 	}
+	out = g.dnsFindings(out)
 	for i := range res.Scenarios {
 		sc := &res.Scenarios[i]
 		if sc.Kind != KindSite || sc.ControlPlane.Quorum {
@@ -505,6 +507,39 @@ func (g *graph) controlPlaneFindings(out []Finding, res *Result) []Finding {
 			ID: id(RuleCPQuorum, sc.Lost[0]), Rule: RuleCPQuorum, Severity: Critical, Subject: "control-plane", Scenario: sc.ID,
 			Message: fmt.Sprintf("losing %s leaves %d of %d firebreak nodes, no majority: no automatic failover, every switch is by hand", sc.Lost[0], cp.Surviving, cp.Nodes),
 			Fix:     fmt.Sprintf("move firebreak nodes out of %s so that each site holds less than half of them (one node per site, three or more sites)", sc.Lost[0]),
+		})
+	}
+	return out
+}
+
+// dnsFindings checks that the zone keeps an authoritative server (a
+// firebreak node with a dns listener, or a declared secondary) after any
+// single-site loss: without one, every name in the zone stops resolving,
+// whatever survives.
+func (g *graph) dnsFindings(out []Finding) []Finding {
+	t := g.t
+	if t.DNS.Zone == "" || len(t.DNS.Secondaries) > 0 {
+		return out
+	}
+	perSite := map[string]int{}
+	total := 0
+	for _, n := range t.Nodes {
+		if n.DNS != "" {
+			perSite[n.Site]++
+			total++
+		}
+	}
+	if total == 0 {
+		return out
+	}
+	for _, s := range t.Sites {
+		if perSite[s.Name] < total {
+			continue
+		}
+		out = append(out, Finding{
+			ID: id(RuleDNS, s.Name), Rule: RuleDNS, Severity: Critical, Subject: t.DNS.Zone, Scenario: KindSite + ":" + s.Name,
+			Message: fmt.Sprintf("every firebreak DNS server for %s is in %s: losing it stops every name in the zone from resolving", t.DNS.Zone, s.Name),
+			Fix:     fmt.Sprintf("run a firebreak node with a dns listener outside %s (one per site), or declare dns secondaries", s.Name),
 		})
 	}
 	return out

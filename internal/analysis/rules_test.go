@@ -337,6 +337,31 @@ nodes:
 			not: []string{"FB-CP"},
 		},
 		{
+			name: "DNS servers in one site",
+			yaml: `
+sites: {a: {}, b: {}, w: {role: witness}}
+dns: {zone: svc.example.com.}
+nodes:
+  - {name: n1, site: a, dns: "10.0.0.1:53"}
+  - {name: n2, site: a, dns: "10.0.0.2:53"}
+  - {name: n3, site: w}
+`,
+			want: []want{{id: "FB-DNS-SPOF/a", sev: Critical}},
+			not:  []string{"FB-DNS-SPOF/b", "FB-DNS-SPOF/w"},
+		},
+		{
+			name: "DNS servers in two sites, or secondaries",
+			yaml: `
+sites: {a: {}, b: {}, w: {role: witness}}
+dns: {zone: svc.example.com.}
+nodes:
+  - {name: n1, site: a, dns: "10.0.0.1:53"}
+  - {name: n2, site: b, dns: "10.0.1.1:53"}
+  - {name: n3, site: w}
+`,
+			not: []string{"FB-DNS"},
+		},
+		{
 			name: "no nodes",
 			yaml: `
 sites: {a: {}}
