@@ -121,4 +121,3 @@ func (c *Component) Run(ctx context.Context, n *node.Node) error {
 }
 
 var _ node.Component = (*Component)(nil)
-
