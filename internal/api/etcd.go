@@ -75,7 +75,10 @@ type Etcd struct {
 	snap        *view.Snapshot
 	dirty       bool
 	built       time.Time
-	subs        map[chan view.Event]struct{}
+	// reloading counts prefixes being listed again; snapshots are not
+	// rebuilt meanwhile, so a half-reloaded section is never shown.
+	reloading int
+	subs      map[chan view.Event]struct{}
 }
 
 // keep history events in memory (the snapshot shows the newest).
@@ -188,6 +191,7 @@ func (e *Etcd) follow(ctx context.Context, prefix string) {
 // load replaces the section of prefix with a full listing.
 func (e *Etcd) load(ctx context.Context, prefix string, resp *clientv3.GetResponse) {
 	e.mu.Lock()
+	e.reloading++
 	switch prefix {
 	case store.NodesPrefix:
 		e.nodes = map[string]view.NodeInfo{}
@@ -222,6 +226,7 @@ func (e *Etcd) load(ctx context.Context, prefix string, resp *clientv3.GetRespon
 		e.refreshLeader(ctx, false)
 	}
 	e.mu.Lock()
+	e.reloading--
 	e.loaded[prefix] = true
 	e.dirty = true
 	if resp.Header.Revision > e.revision {
@@ -533,7 +538,7 @@ func (e *Etcd) Snapshot(ctx context.Context) (*view.Snapshot, error) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.snap != nil && !e.dirty && now.Sub(e.built) < time.Second {
+	if e.snap != nil && ((!e.dirty && now.Sub(e.built) < time.Second) || e.reloading > 0) {
 		return e.snap, nil
 	}
 	raw := &view.Raw{Node: e.cfg.Node, Now: now, Revision: e.revision, Topology: e.topo, TopologyRev: e.topoRev,
