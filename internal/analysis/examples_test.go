@@ -159,6 +159,31 @@ func firstDiff(got, want string) string {
 	return ""
 }
 
+// TestJSONStreamMatchesEncoder: the streaming writer produces exactly what
+// encoding/json produces for the whole Result, with and without a name,
+// scenarios and findings.
+func TestJSONStreamMatchesEncoder(t *testing.T) {
+	_, kakao := loadExample(t, "kakao-2022.yaml")
+	_, fixed := loadExample(t, "fixed.yaml")
+	bare := *fixed
+	bare.Name, bare.Scenarios, bare.Findings, bare.Sites = "", nil, nil, nil
+	for _, r := range []*Result{kakao, fixed, &bare, {Schema: SchemaVersion}} {
+		var got, want bytes.Buffer
+		if err := Write(&got, FormatJSON, r, nil, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("streamed JSON differs from encoding/json:\n%s", firstDiff(got.String(), want.String()))
+		}
+	}
+}
+
 // TestJSONRoundTrip: the JSON schema decodes back into the same Result.
 func TestJSONRoundTrip(t *testing.T) {
 	_, res := loadExample(t, "kakao-2022.yaml")

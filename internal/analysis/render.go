@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,14 +53,81 @@ func Write(w io.Writer, format string, r *Result, t *topology.Topology, opts Wri
 	return bw.Flush()
 }
 
+// writeJSON streams r as indented JSON, one scenario and one finding at a
+// time, so that a result of a million impacts is never held twice in
+// memory. The bytes are those json.Encoder with SetIndent("", "  ") and
+// SetEscapeHTML(false) would produce for the whole Result.
 func writeJSON(w io.Writer, r *Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("encode analysis: %w", err)
+	var werr error
+	put := func(s string) {
+		if werr == nil {
+			_, werr = io.WriteString(w, s)
+		}
 	}
-	return nil
+	value := func(v any, prefix string) {
+		buf.Reset()
+		enc.SetIndent(prefix, "  ")
+		if err := enc.Encode(v); err != nil {
+			if werr == nil {
+				werr = fmt.Errorf("encode analysis: %w", err)
+			}
+			return
+		}
+		if werr == nil {
+			_, werr = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+		}
+	}
+	field := func(name string, v any) {
+		put("  " + strconv.Quote(name) + ": ")
+		value(v, "  ")
+		put(",\n")
+	}
+	array := func(name string, n int, elem func(i int) any) {
+		put("  " + strconv.Quote(name) + ": [")
+		if n == 0 {
+			put("]")
+			return
+		}
+		put("\n")
+		for i := 0; i < n; i++ {
+			put("    ")
+			value(elem(i), "    ")
+			if i < n-1 {
+				put(",")
+			}
+			put("\n")
+		}
+		put("  ]")
+	}
+	put("{\n")
+	field("schema", r.Schema)
+	field("source", r.Source)
+	if r.Name != "" {
+		field("name", r.Name)
+	}
+	field("sites", r.Sites)
+	field("services", r.Services)
+	field("datastores", r.Datastores)
+	field("nodes", r.Nodes)
+	if r.Scenarios == nil {
+		put(`  "scenarios": null`)
+	} else {
+		array("scenarios", len(r.Scenarios), func(i int) any { return &r.Scenarios[i] })
+	}
+	put(",\n")
+	if r.Findings == nil {
+		put(`  "findings": null`)
+	} else {
+		array("findings", len(r.Findings), func(i int) any { return &r.Findings[i] })
+	}
+	put(",\n")
+	put(`  "counts": `)
+	value(r.Counts, "  ")
+	put("\n}\n")
+	return werr
 }
 
 // ANSI colours by severity.
