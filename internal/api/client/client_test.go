@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/firebreak/firebreak/internal/api"
 	"github.com/firebreak/firebreak/internal/api/client"
 	"github.com/firebreak/firebreak/internal/api/view/viewtest"
@@ -140,5 +142,32 @@ func TestClientCalls(t *testing.T) {
 	})
 	if !errors.Is(err, stop) {
 		t.Fatalf("watch: %v", err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	addr, _ := serve(t)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no default config file
+	t.Setenv(client.EnvConfig, "")
+	t.Setenv(client.EnvServer, "http://unused:1")
+	t.Setenv(client.EnvToken, "")
+	tok := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(tok, []byte(opTok+"\n"), 0o600)
+	var f client.Flags
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	f.AddFlags(fs)
+	if err := fs.Parse([]string{"--server", addr, "--token-file", tok, "--client-config", filepath.Join(t.TempDir(), "none.yaml")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Client(); err == nil {
+		t.Fatal("missing explicit --client-config accepted")
+	}
+	f.ConfigFile = ""
+	c, err := f.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Snapshot(context.Background()); err != nil {
+		t.Fatalf("flags did not win over the environment: %v", err)
 	}
 }
