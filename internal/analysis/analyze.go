@@ -47,6 +47,7 @@ func Analyze(ctx context.Context, t *topology.Topology, opts Options) (*Result, 
 	if workers > len(specs) {
 		workers = len(specs)
 	}
+	per := make([][]Finding, len(specs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -61,6 +62,7 @@ func Analyze(ctx context.Context, t *topology.Topology, opts Options) (*Result, 
 				}
 				g.eval(&specs[i], sc)
 				res.Scenarios[i] = g.scenario(&specs[i], sc)
+				per[i] = g.scenarioFindings(&res.Scenarios[i])
 			}
 		}()
 	}
@@ -68,7 +70,7 @@ func Analyze(ctx context.Context, t *topology.Topology, opts Options) (*Result, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
-	res.Findings = g.findings(res)
+	res.Findings = g.findings(res, per)
 	sort.Slice(res.Findings, func(i, j int) bool {
 		a, b := &res.Findings[i], &res.Findings[j]
 		if a.Severity != b.Severity {

@@ -58,9 +58,8 @@ type graph struct {
 	// baseCap is each service's serving capacity with nothing lost.
 	baseCap []int64
 
-	// otherMemo caches otherSites; only the findings phase (one goroutine)
-	// uses it.
-	otherMemo map[string]string
+	// otherOne is otherSites for each single site lost.
+	otherOne map[string]string
 
 	// redundancy is the number of distinct datacenter sites that can run a
 	// node (endpoints for a service; primary and replicas for a datastore).
@@ -208,6 +207,10 @@ func compile(t *topology.Topology) *graph {
 	}
 	g.order = g.topoOrder()
 	g.layout()
+	g.otherOne = make(map[string]string, len(g.sites))
+	for _, s := range g.sites {
+		g.otherOne[s] = g.otherSitesOf([]string{s})
+	}
 	return g
 }
 

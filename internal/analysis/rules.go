@@ -58,25 +58,46 @@ func lower(s Severity) Severity {
 
 func id(parts ...string) string { return strings.Join(parts, "/") }
 
-// findings derives every finding from the evaluated scenarios and the
-// topology's static properties.
-func (g *graph) findings(res *Result) []Finding {
-	// Most findings come from single-site scenarios: size for them.
+// scenarioFindings derives the findings that one scenario shows on its
+// own (single sites and racks); workers call it right after evaluating the
+// scenario, so it only reads g.
+func (g *graph) scenarioFindings(sc *Scenario) []Finding {
+	switch sc.Kind {
+	case KindSite:
+		return g.siteFindings(nil, sc)
+	case KindRack:
+		return g.rackFindings(nil, sc)
+	}
+	return nil
+}
+
+// findings gathers the per-scenario findings and derives those that need
+// every scenario or only the topology.
+func (g *graph) findings(res *Result, per [][]Finding) []Finding {
 	n := 4*g.nds + g.nsvc/4 + len(g.sites)
-	for i := range res.Scenarios {
-		if sc := &res.Scenarios[i]; sc.Kind == KindSite {
-			n += len(sc.Services) + len(sc.Datastores)
-		}
+	for _, f := range per {
+		n += len(f)
 	}
 	out := make([]Finding, 0, n)
+	for _, f := range per {
+		out = append(out, f...)
+	}
+	// What a single site stops is reported there, not again as a pair.
 	downInSite := make([]bool, g.nsvc+g.nds)
 	for i := range res.Scenarios {
 		sc := &res.Scenarios[i]
-		switch sc.Kind {
-		case KindSite:
-			out = g.siteFindings(out, sc, downInSite)
-		case KindRack:
-			out = g.rackFindings(out, sc)
+		if sc.Kind != KindSite {
+			continue
+		}
+		for j := range sc.Services {
+			if sc.Services[j].Status == Down {
+				downInSite[g.nodeOf[sc.Services[j].Service]] = true
+			}
+		}
+		for _, di := range sc.Datastores {
+			if di.Status == Down {
+				downInSite[g.nodeOf[di.Datastore]] = true
+			}
 		}
 	}
 	out = g.pairFindings(out, res, downInSite)
@@ -87,7 +108,7 @@ func (g *graph) findings(res *Result) []Finding {
 }
 
 // siteFindings reports what one single-site loss stops or degrades.
-func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []Finding {
+func (g *graph) siteFindings(out []Finding, sc *Scenario) []Finding {
 	site := sc.Lost[0]
 	byName := make(map[string]*ServiceImpact, len(sc.Services))
 	for i := range sc.Services {
@@ -106,9 +127,6 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 	}
 	for i := range sc.Services {
 		si := &sc.Services[i]
-		if si.Status == Down {
-			downInSite[g.nodeOf[si.Service]] = true
-		}
 		root := si.Chain[len(si.Chain)-1]
 		own := len(si.Chain) == 1
 		// Chains converge on a few roots: compute each root's fix once.
@@ -152,7 +170,6 @@ func (g *graph) siteFindings(out []Finding, sc *Scenario, downInSite []bool) []F
 	for _, di := range sc.Datastores {
 		d := g.t.Datastores[g.nodeOf[di.Datastore]-int32(g.nsvc)]
 		if di.Status == Down {
-			downInSite[g.nodeOf[di.Datastore]] = true
 			sev := Critical
 			if d.Tier >= 2 {
 				sev = tierSeverity(d.Tier - 1)
@@ -210,19 +227,16 @@ func (g *graph) replicaFix(d *topology.Datastore, lost []string) string {
 	return fmt.Sprintf("add a %sreplica of %s outside %s, e.g. in %s", mode, d.Name, strings.Join(lost, " and "), g.otherSites(lost))
 }
 
-// otherSites names the datacenters outside lost: "gasan or ansan". It is
-// memoised (findings run on one goroutine, after every scenario).
+// otherSites names the datacenters outside lost: "gasan or ansan". The
+// single-site answers are precomputed (compile), so concurrent callers only
+// read.
 func (g *graph) otherSites(lost []string) string {
-	key := strings.Join(lost, "\x00")
-	if s, ok := g.otherMemo[key]; ok {
-		return s
+	if len(lost) == 1 {
+		if s, ok := g.otherOne[lost[0]]; ok {
+			return s
+		}
 	}
-	if g.otherMemo == nil {
-		g.otherMemo = map[string]string{}
-	}
-	s := g.otherSitesOf(lost)
-	g.otherMemo[key] = s
-	return s
+	return g.otherSitesOf(lost)
 }
 
 func (g *graph) otherSitesOf(lost []string) string {
