@@ -2,8 +2,10 @@ package analysis
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firebreak/firebreak/internal/topology"
 )
@@ -589,6 +591,31 @@ func TestSeverity(t *testing.T) {
 	}
 	if _, err := ParseSeverity("severe"); err == nil || !strings.Contains(err.Error(), "expected one of") {
 		t.Errorf("ParseSeverity(severe): %v", err)
+	}
+}
+
+// TestNoGoroutineLeak: Analyze's workers are gone when it returns, also
+// when it was cancelled.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	topo := parse(t, sites3+`
+services:
+  web: {endpoints: [{site: a, address: 10.0.0.1, port: 443}]}
+`)
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 1 {
+			cancel()
+		}
+		_, _ = Analyze(ctx, topo, Options{Workers: 4})
+		cancel()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines: %d before, %d after", before, runtime.NumGoroutine())
+		}
+		runtime.Gosched()
 	}
 }
 
