@@ -29,6 +29,7 @@ type dnsFlags struct {
 	endpoints  []string
 	listen     string
 	workers    int
+	batch      int
 	metrics    string
 	reload     time.Duration
 	rrlRate    int
@@ -86,6 +87,7 @@ transfers. Response-rate limiting is off unless --rrl-rate is set.`,
 	fl.DurationVar(&f.dialTimout, "store-timeout", 5*time.Second, "store dial and probe timeout")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:53", "UDP and TCP address (ip:port)")
 	fl.IntVar(&f.workers, "workers", 0, "UDP readers, one SO_REUSEPORT socket each (0: one per CPU)")
+	fl.IntVar(&f.batch, "batch", 0, "datagrams per recvmmsg/sendmmsg call (0: 32)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address (/metrics); empty: off")
 	fl.DurationVar(&f.reload, "reload", time.Second, "how often the routing file is checked for changes")
 	fl.IntVar(&f.rrlRate, "rrl-rate", 0, "response-rate limit: UDP responses per second per client prefix (0: off)")
@@ -165,6 +167,7 @@ func runDNS(ctx context.Context, c *cli, f *dnsFlags) error {
 		Topology:   topo,
 		Source:     src,
 		Workers:    f.workers,
+		Batch:      f.batch,
 		RRL:        dnsserver.RRLConfig{ResponsesPerSecond: f.rrlRate, Slip: f.rrlSlip},
 		Transfer:   dnsserver.TransferConfig{Allow: allow, TSIG: keys},
 		Registerer: reg,

@@ -97,7 +97,8 @@ func (s *EtcdSource) markStale(st *etcdState, why error) {
 	st.stale, st.since = true, time.Now()
 	s.log.Warn("dns: routing store unreachable; serving the last table", "err", why, "since", st.since)
 	if st.last == nil {
-		return
+		// Never reached the store: declared endpoints, marked stale.
+		st.last = &routing.Table{Routes: map[string]*routing.Route{}}
 	}
 	t := *st.last
 	t.Stale, t.StaleSince = true, st.since

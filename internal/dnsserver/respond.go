@@ -64,7 +64,7 @@ type parsed struct {
 // worker is the per-socket state of the hot path. It is used by one
 // goroutine at a time.
 type worker struct {
-	key     [maxName + 1]byte
+	key     [maxName + 3]byte // lowercased name, then the qtype
 	counter uint32
 	pq      parsed
 	stats   *workerStats
@@ -289,48 +289,45 @@ func (w *worker) respond(tb *tables, q, out []byte, client netip.Addr, tcp bool)
 	if tb == nil {
 		return w.emit(q, out, nil, rcodeServFail, false, true, tcp), false
 	}
-	nd := tb.names[string(w.key[:pq.keyLen])]
-	if nd == nil {
-		if !w.inZone(tb.zoneWire) {
-			return w.emit(q, out, nil, rcodeRefused, false, true, tcp), false
+	kl := pq.keyLen
+	w.key[kl], w.key[kl+1] = byte(pq.qtype>>8), byte(pq.qtype)
+	rs := tb.answers[string(w.key[:kl+2])]
+	if rs == nil {
+		nd := tb.names[string(w.key[:kl])]
+		if nd == nil {
+			if !w.inZone(tb.zoneWire) {
+				return w.emit(q, out, nil, rcodeRefused, false, true, tcp), false
+			}
+			return w.emit(q, out, tb.nx, rcodeNXDomain, true, true, tcp), false
 		}
-		return w.emit(q, out, tb.nx, rcodeNXDomain, true, true, tcp), false
+		if nd.cname == nil {
+			return w.emit(q, out, nd.nodata, rcodeNoError, true, true, tcp), false
+		}
+		rs = nd.cname
 	}
 	var t *tmpl
 	scoped := false
-	if pq.qtype == typeANY {
-		t = nd.anyRR
-	} else {
-		rs := nd.find(pq.qtype)
-		if rs == nil {
-			rs = nd.cname
+	switch rs.sel {
+	case selOne:
+		t = &rs.variants[0]
+	case selRotate:
+		w.counter++
+		t = &rs.variants[rs.schedule[w.counter%uint32(rs.nsched)]]
+	case selSite:
+		scoped = true
+		addr := client
+		if pq.ecs {
+			addr = pq.ecsClient()
 		}
-		if rs == nil {
-			t = nd.nodata
-		} else {
-			switch rs.sel {
-			case selOne:
-				t = rs.variants[0]
-			case selRotate:
-				w.counter++
-				t = rs.variants[rs.schedule[w.counter%uint32(len(rs.schedule))]]
-			case selSite:
-				scoped = true
-				addr := client
-				if pq.ecs {
-					addr = pq.ecsClient()
-				}
-				t = rs.variants[0]
-				if addr.IsValid() {
-					addr = addr.Unmap()
-					for _, p := range tb.prefixes {
-						if p.p.Contains(addr) {
-							if int(p.site) < len(rs.bySite) {
-								t = rs.variants[rs.bySite[p.site]]
-							}
-							break
-						}
+		t = &rs.variants[0]
+		if addr.IsValid() {
+			addr = addr.Unmap()
+			for _, p := range tb.prefixes {
+				if p.p.Contains(addr) {
+					if int(p.site) < len(rs.bySite) {
+						t = &rs.variants[rs.bySite[p.site]]
 					}
+					break
 				}
 			}
 		}

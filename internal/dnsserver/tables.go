@@ -40,30 +40,23 @@ const (
 	selSite                  // bySite[client site], default variant 0
 )
 
-// rrset holds the answer variants of one (name, type).
+// rrset holds the answer variants of one (name, type). It is laid out so
+// that a query touches few cache lines: the schedule is inline, the
+// variants are values, and their bytes share one allocation.
 type rrset struct {
 	qtype    uint16
 	sel      selKind
-	variants []*tmpl
-	schedule []uint8 // for selRotate: slot -> variant
-	bySite   []uint8 // for selSite: site index -> variant
+	nsched   uint8
+	schedule [maxRotations]uint8 // for selRotate: slot -> variant
+	bySite   []uint8             // for selSite: site index -> variant
+	variants []tmpl
 }
 
-// node is one existing name in the zone.
+// node is one existing name in the zone, for the answers that are not
+// keyed by (name, type): NODATA, and the CNAME of an alias.
 type node struct {
-	sets   []rrset
-	cname  *rrset // set for alias names: answers every type but those in sets
+	cname  *rrset // set for alias names: answers every type without its own set
 	nodata *tmpl
-	anyRR  *tmpl
-}
-
-func (n *node) find(qtype uint16) *rrset {
-	for i := range n.sets {
-		if n.sets[i].qtype == qtype {
-			return &n.sets[i]
-		}
-	}
-	return nil
 }
 
 // sitePrefix maps a client network to a site index (for nearest).
@@ -77,7 +70,8 @@ type sitePrefix struct {
 type tables struct {
 	zone     string // lowercase FQDN
 	zoneWire []byte // lowercase wire format
-	names    map[string]*node
+	names    map[string]*node  // key: lowercase wire name
+	answers  map[string]*rrset // key: lowercase wire name + qtype (2 bytes)
 	nx       *tmpl // NXDOMAIN; rest is uncompressed so it fits any question
 	prefixes []sitePrefix
 	sites    []string
@@ -518,6 +512,7 @@ func (b *builder) compile() (*tables, error) {
 	tb := &tables{
 		zone:       b.zone,
 		names:      make(map[string]*node, len(b.names)),
+		answers:    make(map[string]*rrset, 4*len(b.names)),
 		sites:      b.sites,
 		revision:   b.rt.Revision,
 		stale:      b.rt.Stale,
@@ -563,6 +558,9 @@ func (b *builder) compile() (*tables, error) {
 		if err != nil {
 			return nil, err
 		}
+		add := func(rs *rrset) {
+			tb.answers[string(key)+string([]byte{byte(rs.qtype >> 8), byte(rs.qtype)})] = rs
+		}
 		if zn.alias != "" {
 			cn := &dns.CNAME{Hdr: b.hdr(name, dns.TypeCNAME), Target: zn.alias}
 			tb.axfr = append(tb.axfr, cn)
@@ -570,12 +568,11 @@ func (b *builder) compile() (*tables, error) {
 			// For each type the target has in the zone, chase the CNAME.
 			if target != nil && target.alias == "" {
 				for _, qt := range sortedTypes(target.sets) {
-					zs := target.sets[qt]
-					rs, err := b.compileSet(name, qt, zs, []dns.RR{cn})
+					rs, err := b.compileSet(name, qt, target.sets[qt], []dns.RR{cn})
 					if err != nil {
 						return nil, err
 					}
-					nd.sets = append(nd.sets, rs)
+					add(rs)
 				}
 			}
 			only := &zoneRR{qtype: dns.TypeCNAME, variants: [][]dns.RR{nil}}
@@ -583,8 +580,8 @@ func (b *builder) compile() (*tables, error) {
 			if err != nil {
 				return nil, err
 			}
-			nd.cname = &rs
-			nd.anyRR = rs.variants[0]
+			nd.cname = rs
+			add(rs)
 		} else {
 			for _, qt := range sortedTypes(zn.sets) {
 				zs := zn.sets[qt]
@@ -597,13 +594,14 @@ func (b *builder) compile() (*tables, error) {
 				if err != nil {
 					return nil, err
 				}
-				nd.sets = append(nd.sets, rs)
+				add(rs)
 			}
 			hinfo := &dns.HINFO{Hdr: b.hdr(name, dns.TypeHINFO), Cpu: "RFC8482", Os: ""}
-			nd.anyRR, err = b.pack(name, dns.TypeANY, []dns.RR{hinfo}, nil, nil, 0)
+			anyRR, err := b.pack(name, dns.TypeANY, []dns.RR{hinfo}, nil, nil, 0)
 			if err != nil {
 				return nil, err
 			}
+			add(&rrset{qtype: dns.TypeANY, variants: []tmpl{*anyRR}})
 		}
 		nd.nodata, err = b.pack(name, dns.TypeA, nil, []dns.RR{&soaNeg}, nil, 0)
 		if err != nil {
@@ -625,8 +623,10 @@ func sortedTypes(m map[uint16]*zoneRR) []uint16 {
 
 // compileSet packs every variant of zs for owner name; prefix records (a
 // CNAME) lead the answer section. A variant with no records becomes NODATA.
-func (b *builder) compileSet(name string, qt uint16, zs *zoneRR, prefix []dns.RR) (rrset, error) {
-	rs := rrset{qtype: qt, sel: zs.sel, schedule: zs.schedule, bySite: zs.bySite}
+func (b *builder) compileSet(name string, qt uint16, zs *zoneRR, prefix []dns.RR) (*rrset, error) {
+	rs := &rrset{qtype: qt, sel: zs.sel, bySite: zs.bySite}
+	rs.nsched = uint8(copy(rs.schedule[:], zs.schedule))
+	var ts []*tmpl
 	for i, v := range zs.variants {
 		ans := append(append([]dns.RR{}, prefix...), v...)
 		var ns []dns.RR
@@ -641,17 +641,33 @@ func (b *builder) compileSet(name string, qt uint16, zs *zoneRR, prefix []dns.RR
 		}
 		t, err := b.pack(name, qt, ans, ns, extra, 0)
 		if err != nil {
-			return rs, err
+			return nil, err
 		}
-		rs.variants = append(rs.variants, t)
+		ts = append(ts, t)
 	}
-	if len(rs.variants) == 0 {
+	if len(ts) == 0 {
 		rs.sel = selOne
 		t, err := b.pack(name, qt, prefix, nil, nil, 0)
 		if err != nil {
-			return rs, err
+			return nil, err
 		}
-		rs.variants = []*tmpl{t}
+		ts = []*tmpl{t}
+	}
+	if rs.sel == selRotate && rs.nsched == 0 {
+		rs.sel = selOne
+	}
+	// One allocation for every variant's bytes.
+	total := 0
+	for _, t := range ts {
+		total += len(t.rest)
+	}
+	arena := make([]byte, 0, total)
+	rs.variants = make([]tmpl, len(ts))
+	for i, t := range ts {
+		start := len(arena)
+		arena = append(arena, t.rest...)
+		rs.variants[i] = *t
+		rs.variants[i].rest = arena[start:len(arena):len(arena)]
 	}
 	return rs, nil
 }
