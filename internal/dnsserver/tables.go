@@ -68,11 +68,11 @@ type sitePrefix struct {
 // tables is one immutable, compiled view of the zone. It is swapped
 // atomically as a whole and never changed after build.
 type tables struct {
-	zone     string // lowercase FQDN
-	zoneWire []byte // lowercase wire format
+	zone     string            // lowercase FQDN
+	zoneWire []byte            // lowercase wire format
 	names    map[string]*node  // key: lowercase wire name
 	answers  map[string]*rrset // key: lowercase wire name + qtype (2 bytes)
-	nx       *tmpl // NXDOMAIN; rest is uncompressed so it fits any question
+	nx       *tmpl             // NXDOMAIN; rest is uncompressed so it fits any question
 	prefixes []sitePrefix
 	sites    []string
 
