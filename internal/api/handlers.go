@@ -222,6 +222,7 @@ func (s *Server) require(role auth.Role, h identified) http.Handler {
 		id, err := s.cfg.Auth.Identify(r)
 		if err != nil {
 			s.m.authFailures.WithLabelValues("bad-token").Inc()
+			s.log.Info("refused token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="firebreak"`)
 			s.fail(w, r, http.StatusUnauthorized, err)
 			return
@@ -234,6 +235,9 @@ func (s *Server) require(role auth.Role, h identified) http.Handler {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="firebreak"`)
 			}
 			s.m.authFailures.WithLabelValues(reason).Inc()
+			if r.Method != http.MethodGet {
+				s.log.Info("refused change", "method", r.Method, "path", r.URL.Path, "who", id.Name, "role", id.Role.String(), "remote", r.RemoteAddr)
+			}
 			s.fail(w, r, code, fmt.Errorf("%s needs role %s; caller %s has role %s", r.URL.Path, role, id.Name, id.Role))
 			return
 		}
