@@ -180,8 +180,8 @@ func run(mode string, targets, sites, racks, global, perSite, perRack int, minLa
 		if err != nil {
 			return err
 		}
-		fmt.Printf("runner A stopped at %s: %d items done in memory, %d durable in the journal; member 1 closed\n",
-			killed.Round(time.Millisecond), ra.Progress.Totals().Done, before.Totals().Done)
+		fmt.Printf("runner A stopped at %s with %d of %d items durable in the journal; member 1 closed\n",
+			killed.Round(time.Millisecond), before.Totals().Done, plan.Items())
 		b := newRunner(clients[1], "runner-b")
 		tb := time.Now()
 		res, err = b.Resume(ctx, id)
@@ -190,8 +190,6 @@ func run(mode string, targets, sites, racks, global, perSite, perRack int, minLa
 		}
 		fmt.Printf("runner B (member 2) resumed and finished in %s: %d actions for %d items left\n",
 			time.Since(tb).Round(time.Millisecond), res.Stats.Actions, plan.Items()-before.Totals().Done)
-		lost := ra.Progress.Totals().Done - before.Totals().Done
-		fmt.Printf("progress lost: %d items done by A but not durable when it stopped (re-run idempotently or verified)\n", max(lost, 0))
 		durs = make([]time.Duration, plan.Items())
 		for i := range durs {
 			durs[i] = ra.Stats.Durations[i] + res.Stats.Durations[i]
@@ -211,13 +209,26 @@ func run(mode string, targets, sites, racks, global, perSite, perRack int, minLa
 	fmt.Printf("predicted by --dry-run estimate (mean latency): %s\n", predicted(plan, minLat, maxLat).Round(time.Millisecond))
 	fmt.Printf("store: %d writes (%.1f/s), %d records (%.0f/s, %.0f per write)\n", flushes, float64(flushes)/makespan.Seconds(),
 		records, float64(records)/makespan.Seconds(), float64(records)/float64(max(flushes, 1)))
-	fmt.Printf("fleet: %d actions started by runners, %d calls, %d injected failures, %d non-idempotent changes applied twice\n",
-		actions, fleet.Calls(), fleet.Failures(), fleet.Repeated())
+	nonIdem, idem := 0, 0
+	for _, sv := range rb.Servers {
+		for _, ch := range []string{"firmware", "services"} {
+			if fleet.Applied(sv.Name, ch) > 1 {
+				nonIdem++
+			}
+		}
+		for _, ch := range []string{"mount", "health"} {
+			if fleet.Applied(sv.Name, ch) > 1 {
+				idem++
+			}
+		}
+	}
+	fmt.Printf("fleet: %d actions started by runners, %d calls, %d injected failures\n", actions, fleet.Calls(), fleet.Failures())
+	fmt.Printf("executed twice: %d non-idempotent actions (must be 0), %d idempotent ones (in flight at the kill, allowed)\n", nonIdem, idem)
 	fmt.Printf("engine slot time lost: result handling %s, waiting for start records %s (%.2f%% of work)\n",
 		res.Stats.ResultDelay.Round(time.Millisecond), res.Stats.StartWait.Round(time.Millisecond),
 		100*(res.Stats.ResultDelay+res.Stats.StartWait).Seconds()/bound.Work.Seconds())
 	fmt.Printf("memory: peak Go heap in use %d MiB, peak RSS (VmHWM, etcd in process) %d MiB\n", peakHeap.Load()>>20, vmHWM()>>10)
-	if fleet.Repeated() != 0 {
+	if nonIdem != 0 {
 		return errors.New("non-idempotent action executed twice")
 	}
 	if res.Status != runbook.StatusDone {
