@@ -97,6 +97,10 @@ func (t *Tracker) Lag(pos uint64) (bytes uint64, lag time.Duration, known bool) 
 			return bytes, last.at.Sub(t.samples[i].at), true
 		}
 	}
-	// Behind the whole history: at least as old as the window we hold.
+	// Behind the whole history: at least as old as the window we hold;
+	// with a single sample (restored from the store) the age is unknown.
+	if n == 1 {
+		return bytes, 0, false
+	}
 	return bytes, last.at.Sub(t.samples[0].at), true
 }

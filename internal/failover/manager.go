@@ -63,8 +63,9 @@ type Manager struct {
 	// beforeClaim, when set (tests), runs right before the epoch CAS.
 	beforeClaim func()
 
-	mu        sync.Mutex
-	readiness Readiness
+	mu          sync.Mutex
+	readiness   Readiness
+	lastPersist Observation
 }
 
 // New validates cfg and applies defaults.
@@ -243,6 +244,9 @@ func (m *Manager) Failover(ctx context.Context, req Request) (Result, error) {
 		d := Evaluate(in)
 		m.audit(ctx, Event{Kind: "failover-refused", Who: who, Reason: why, Epoch: ep.Epoch, From: primary, Error: d.Err.Error()})
 		return Result{Decision: d}, d.Err
+	}
+	if err := m.loadObservation(ctx, primary); err != nil {
+		m.cfg.Logger.Warn("no stored observation", "err", err)
 	}
 	in.Candidates = m.candidates(ctx, primary)
 	d := Evaluate(in)

@@ -100,7 +100,9 @@ func (m *Manager) round(ctx context.Context) (Readiness, map[string]State, error
 	pst, perr := m.probe(ctx, primary)
 	if perr == nil && pst.Role == RolePrimary {
 		r.PrimaryUp = true
-		m.tracker.ObservePrimary(time.Now(), pst.Position)
+		now := time.Now()
+		m.tracker.ObservePrimary(now, pst.Position)
+		m.persistObservation(ctx, primary, now, pst.Position)
 		states[primary.Addr()] = pst
 	}
 	r.Replicas = m.candidates(ctx, primary)
