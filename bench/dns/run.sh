@@ -5,7 +5,9 @@
 #
 # Usage: bench/dns/run.sh [SECONDS]          (default 15 s per measurement)
 # Env:   WORK=/tmp/fbdns-bench  SERVER_CPU=1  CLIENT_CPU=0  PORT_BASE=15350
-#        COREDNS_VERSION=v1.15.0  SERVERS="firebreak knot coredns"
+#        COREDNS_VERSION=v1.15.0  SERVERS="firebreak knot coredns"  ROUNDS=1
+#        (ROUNDS>1 repeats the whole sequence, so that each server is measured
+#        at several moments of a shared machine's background load)
 #
 # Everything is built and written OUTSIDE the repository, under $WORK:
 # firebreak is built from this tree, Knot and dnsperf come from Debian
@@ -23,6 +25,7 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 PORT_BASE=${PORT_BASE:-15350}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
 SERVERS=${SERVERS:-"firebreak knot coredns"}
+ROUNDS=${ROUNDS:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NSERV=1000
 ZONE=bench.example.
@@ -167,8 +170,9 @@ measure() {
   echo "$qps"
 }
 
+for round in $(seq "$ROUNDS"); do
 for s in $SERVERS; do
-  log "starting $s"
+  log "round $round: starting $s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "start_$s"
   trap 'kill $PID 2>/dev/null || true' EXIT
   wait_ready
@@ -178,9 +182,10 @@ for s in $SERVERS; do
   kill "$PID"; wait "$PID" 2>/dev/null || true
   trap - EXIT
 done
+done
 {
   echo
-  echo "date: $(date -u +%FT%TZ); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "date: $(date -u +%FT%TZ); load average at the end $(cut -d' ' -f1-3 /proc/loadavg); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "server pinned with taskset -c $SERVER_CPU, dnsperf with taskset -c $CLIENT_CPU; $DUR s per run; dnsperf -c 4 -q 500 -T 1 -b 4096"
   echo "dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'), knotd $(knotd -V 2>&1 | awk '{print $NF}'), coredns $COREDNS_VERSION"
 } >>"$WORK/results.md"
