@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firebreak/firebreak/internal/probe"
 	"github.com/firebreak/firebreak/internal/topology"
 )
 
@@ -31,24 +32,17 @@ func BenchmarkStep100k(b *testing.B) {
 	for _, n := range t.Nodes {
 		live[n.Name] = true
 	}
-	obs := map[string]map[string]bool{}
-	for id, o := range assignFor(e, live) {
+	tab := e.NewTable()
+	for id, o := range probe.Assign(t, live, 0) {
 		for _, n := range o {
-			if obs[n] == nil {
-				obs[n] = map[string]bool{}
-			}
-			obs[n][id] = true
+			tab.Set(n, id, true)
 		}
 	}
-	in := Input{Now: t0, Live: live, Observations: obs, Quorum: true}
+	in := Input{Now: t0, Live: live, Table: tab, Quorum: true}
 	st := e.Step(nil, in).State
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		in.Now = t0.Add(time.Duration(i) * time.Second)
 		st = e.Step(st, in).State
 	}
-}
-
-func assignFor(e *Engine, live map[string]bool) map[string][]string {
-	return e.assignment(live)
 }

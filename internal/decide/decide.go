@@ -52,8 +52,12 @@ type Input struct {
 	Now time.Time
 	// Live holds the names of nodes whose lease is alive.
 	Live map[string]bool
-	// Observations maps observer -> endpoint ID -> up.
+	// Observations maps observer -> endpoint ID -> up. Ignored when Table
+	// is set.
 	Observations map[string]map[string]bool
+	// Table holds the observations densely (see Engine.NewTable); it
+	// replaces Observations when set.
+	Table *Table
 	// Overrides are all stored overrides; expired ones are ignored.
 	Overrides []Override
 	// Quorum is false when the caller cannot reach a store quorum; Step then
@@ -139,10 +143,15 @@ type Engine struct {
 	siteEps map[string][]*topology.Endpoint
 	siteOf  map[string]string // node -> site
 	idOf    map[*topology.Endpoint]string
+	idxOf   map[*topology.Endpoint]int // index into eps/ids
+	epIdx   map[string]int             // endpoint ID -> index
+	nodeIdx map[string]int             // node name -> index in topo.Nodes
+	epSite  []string                   // eps[i].Site
 
 	mu       sync.Mutex
-	assignOf string // live-set key of assign
-	assign   probe.Assignment
+	assignOf string  // live-set key of assign
+	assign   [][]int // observer node indexes per endpoint, aligned with ids
+	forObs   [][]int // endpoint indexes per observer node index
 }
 
 // NewEngine returns an engine for t. others is how many sites besides an
@@ -150,20 +159,26 @@ type Engine struct {
 // match the probers' setting.
 func NewEngine(t *topology.Topology, others int) *Engine {
 	e := &Engine{topo: t, others: others, eps: t.Endpoints(), siteOf: map[string]string{}, siteEps: map[string][]*topology.Endpoint{},
-		idOf: map[*topology.Endpoint]string{}}
-	for _, n := range t.Nodes {
+		idOf: map[*topology.Endpoint]string{}, idxOf: map[*topology.Endpoint]int{},
+		epIdx: map[string]int{}, nodeIdx: map[string]int{}}
+	for i, n := range t.Nodes {
 		e.siteOf[n.Name] = n.Site
+		e.nodeIdx[n.Name] = i
 	}
 	for _, ep := range e.eps {
+		e.epIdx[ep.ID()] = len(e.ids)
+		e.epSite = append(e.epSite, ep.Site)
 		e.ids = append(e.ids, ep.ID())
 		e.idOf[ep] = e.ids[len(e.ids)-1]
+		e.idxOf[ep] = len(e.ids) - 1
 		e.siteEps[ep.Site] = append(e.siteEps[ep.Site], ep)
 	}
 	return e
 }
 
-// assignment returns probe.Assign for the live set, cached.
-func (e *Engine) assignment(live map[string]bool) probe.Assignment {
+// assignment returns probe.Assign for the live set as a slice aligned with
+// e.ids, cached.
+func (e *Engine) assignment(live map[string]bool) ([][]int, [][]int) {
 	var names []string
 	for _, n := range e.topo.Nodes {
 		if live[n.Name] {
@@ -174,10 +189,19 @@ func (e *Engine) assignment(live map[string]bool) probe.Assignment {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.assign == nil || e.assignOf != key {
-		e.assign = probe.Assign(e.topo, live, e.others)
+		a := probe.Assign(e.topo, live, e.others)
+		e.assign = make([][]int, len(e.ids))
+		e.forObs = make([][]int, len(e.topo.Nodes))
+		for i, id := range e.ids {
+			for _, o := range a[id] {
+				oi := e.nodeIdx[o]
+				e.assign[i] = append(e.assign[i], oi)
+				e.forObs[oi] = append(e.forObs[oi], i)
+			}
+		}
 		e.assignOf = key
 	}
-	return e.assign
+	return e.assign, e.forObs
 }
 
 // Topology returns the engine's topology.
@@ -190,7 +214,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 	}
 	now := in.Now
 	next := &State{
-		Endpoints:   map[string]EndpointVerdict{},
+		Endpoints:   make(map[string]EndpointVerdict, len(e.eps)),
 		Sites:       map[string]SiteVerdict{},
 		Routes:      map[string]*routing.Route{},
 		overrideSig: map[string]string{},
@@ -217,16 +241,31 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			soon(o.Expires)
 		}
 	}
-	assign := e.assignment(in.Live)
+	assign, forObs := e.assignment(in.Live)
+	tab := in.Table
+	if tab == nil {
+		tab = e.tableFrom(in.Observations)
+	}
+	liveIdx := make([]bool, len(e.topo.Nodes))
+	for i, n := range e.topo.Nodes {
+		liveIdx[i] = in.Live[n.Name]
+	}
+	downAt := make([]bool, len(e.eps))
 	var alarms []Alarm
 
 	// Partition suspicion.
-	suspected := e.suspects(in, assign)
+	suspectIdx := e.suspects(tab, liveIdx, forObs)
+	var suspected []string
+	for oi, bad := range suspectIdx {
+		if bad {
+			suspected = append(suspected, e.topo.Nodes[oi].Name)
+		}
+	}
+	sort.Strings(suspected)
 	for _, o := range suspected {
 		alarms = append(alarms, Alarm{Kind: AlarmPartition, Subject: o,
 			Message: fmt.Sprintf("observer %s sees every endpoint outside site %s down while others see some up; its votes are discounted", o, e.siteOf[o])})
 	}
-	isSuspect := func(o string) bool { _, ok := slices.BinarySearch(suspected, o); return ok }
 	next.Suspected = suspected
 
 	// Endpoint verdicts.
@@ -237,18 +276,15 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			pv = EndpointVerdict{ID: id, State: Up, Since: now}
 		}
 		v := EndpointVerdict{ID: id, State: pv.State, Since: pv.Since}
-		for _, o := range assign[id] {
-			if !in.Live[o] || isSuspect(o) {
+		for _, oi := range assign[i] {
+			if !liveIdx[oi] || suspectIdx[oi] {
 				continue
 			}
 			v.Voters++
-			up, ok := in.Observations[o][id]
-			if !ok {
-				continue
-			}
-			if up {
+			switch tab.v[oi][i] {
+			case 1:
 				v.UpVotes++
-			} else {
+			case -1:
 				v.DownVotes++
 			}
 		}
@@ -266,12 +302,13 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			}
 		}
 		next.Endpoints[id] = v
+		downAt[i] = v.State == Down
 	}
 
 	// Site verdicts.
 	siteEps := e.siteEps
 	for _, s := range e.topo.Sites {
-		sv := e.siteVerdict(s, siteEps[s.Name], next.Endpoints, in, isSuspect)
+		sv := e.siteVerdict(s, siteEps[s.Name], downAt, in, tab, liveIdx, suspectIdx)
 		pv, had := prev.Sites[s.Name]
 		sv.Since = now
 		if had && pv.State == sv.State {
@@ -375,18 +412,20 @@ func (e *Engine) Step(prev *State, in Input) Output {
 		}
 		var why []string
 		healthy := func(ep *topology.Endpoint) bool {
-			id := e.idOf[ep]
-			switch forced[id] {
-			case Up:
-				return true
-			case Down:
-				return false
+			i := e.idxOf[ep]
+			if len(forced) > 0 {
+				switch forced[e.ids[i]] {
+				case Up:
+					return true
+				case Down:
+					return false
+				}
 			}
 			if drained[ep.Site] {
 				return false
 			}
 			if frozen && pr != nil {
-				return inPrev[id]
+				return inPrev[e.ids[i]]
 			}
 			if evacuated[ep.Site] {
 				return false
@@ -394,7 +433,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 			if refused[ep.Site] {
 				return true
 			}
-			return next.Endpoints[id].State == Up
+			return !downAt[i]
 		}
 		r := buildRoute(svc, e.topo, healthy)
 		if len(r.Targets) == 0 {
@@ -468,55 +507,49 @@ func (e *Engine) quorum(in Input) bool {
 	return live*2 > len(e.topo.Nodes)
 }
 
-// suspects returns, sorted, the live observers that see every endpoint
-// outside their own site down (having at least one such opinion) while
-// another live observer in a different site sees at least one of those up.
-func (e *Engine) suspects(in Input, assign probe.Assignment) []string {
-	var out []string
-	for o, obs := range in.Observations {
-		if !in.Live[o] {
+// suspects marks the live observers that see every endpoint outside their
+// own site down (having at least one such opinion among the endpoints
+// assigned to them) while another live observer in a different site sees
+// at least one of those up.
+func (e *Engine) suspects(tab *Table, live []bool, forObs [][]int) []bool {
+	out := make([]bool, len(e.topo.Nodes))
+	var outside []int
+	for oi, n := range e.topo.Nodes {
+		if !live[oi] {
 			continue
 		}
-		site := e.siteOf[o]
-		var outside []string
+		outside = outside[:0]
 		allDown := true
-		for id, up := range obs {
-			if epSite(id) == site || !assign.Has(id, o) {
+		for _, i := range forObs[oi] {
+			if e.epSite[i] == n.Site || tab.v[oi][i] == 0 {
 				continue
 			}
-			outside = append(outside, id)
-			if up {
+			if tab.v[oi][i] > 0 {
 				allDown = false
 				break
 			}
+			outside = append(outside, i)
 		}
 		if !allDown || len(outside) == 0 {
 			continue
 		}
-		contradicted := false
-		for p, pobs := range in.Observations {
-			if p == o || !in.Live[p] || e.siteOf[p] == site {
+	contra:
+		for pi, p := range e.topo.Nodes {
+			if pi == oi || !live[pi] || p.Site == n.Site {
 				continue
 			}
-			for _, id := range outside {
-				if pobs[id] {
-					contradicted = true
-					break
+			for _, i := range outside {
+				if tab.v[pi][i] > 0 {
+					out[oi] = true
+					break contra
 				}
 			}
-			if contradicted {
-				break
-			}
-		}
-		if contradicted {
-			out = append(out, o)
 		}
 	}
-	sort.Strings(out)
 	return out
 }
 
-func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[string]EndpointVerdict, in Input, isSuspect func(string) bool) SiteVerdict {
+func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, downAt []bool, in Input, tab *Table, live, suspect []bool) SiteVerdict {
 	sv := SiteVerdict{Site: s.Name, State: Up}
 	hasNodes, leaseGone := false, true
 	for _, n := range e.topo.Nodes {
@@ -536,7 +569,7 @@ func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[
 	}
 	allDown := true
 	for _, ep := range eps {
-		if ev[e.idOf[ep]].State != Down {
+		if !downAt[e.idxOf[ep]] {
 			allDown = false
 			break
 		}
@@ -551,17 +584,18 @@ func (e *Engine) siteVerdict(s *topology.Site, eps []*topology.Endpoint, ev map[
 	// The site's own node is gone: ask the remaining observers whether they
 	// see its endpoints down.
 	seeing, seeDown := 0, 0
-	for o, obs := range in.Observations {
-		if !in.Live[o] || isSuspect(o) || e.siteOf[o] == s.Name {
+	for oi, o := range e.topo.Nodes {
+		if !live[oi] || suspect[oi] || o.Site == s.Name {
 			continue
 		}
 		n, down := 0, 0
 		for _, ep := range eps {
-			if up, ok := obs[e.idOf[ep]]; ok {
+			switch tab.v[oi][e.idxOf[ep]] {
+			case 1:
 				n++
-				if !up {
-					down++
-				}
+			case -1:
+				n++
+				down++
 			}
 		}
 		if n == 0 {
@@ -659,16 +693,6 @@ func hasSite(svc *topology.Service, site string) bool {
 		}
 	}
 	return false
-}
-
-// epSite extracts the site from an endpoint ID (service/site/address:port).
-func epSite(id string) string {
-	_, rest, ok := strings.Cut(id, "/")
-	if !ok {
-		return ""
-	}
-	site, _, _ := strings.Cut(rest, "/")
-	return site
 }
 
 func sameTargets(a, b []routing.Target) bool {

@@ -94,7 +94,7 @@ func (d *Decider) State() *State {
 // world is the decider's mirror of the store.
 type world struct {
 	live      map[string]bool
-	obs       map[string]map[string]bool
+	obs       *Table
 	overrides map[string]Override
 }
 
@@ -217,7 +217,7 @@ func (d *Decider) load(ctx context.Context) (*world, *State, int64, error) {
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("decide: load state: %w", err)
 	}
-	w := &world{live: map[string]bool{}, obs: map[string]map[string]bool{}, overrides: map[string]Override{}}
+	w := &world{live: map[string]bool{}, obs: d.cfg.Engine.NewTable(), overrides: map[string]Override{}}
 	r := resp.Responses
 	for _, kv := range r[0].GetResponseRange().Kvs {
 		w.live[probe.NodeName(string(kv.Key))] = true
@@ -272,7 +272,7 @@ func applyObs(w *world, evs []*clientv3.Event) {
 		}
 		observer, id, ok := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), store.ObservationsPrefix), "/")
 		if ok {
-			delete(w.obs[observer], id)
+			w.obs.Delete(observer, id)
 		}
 	}
 }
@@ -286,10 +286,7 @@ func setObs(w *world, key string, val []byte) {
 	if json.Unmarshal(val, &o) != nil {
 		return
 	}
-	if w.obs[observer] == nil {
-		w.obs[observer] = map[string]bool{}
-	}
-	w.obs[observer][id] = o.Up
+	w.obs.Set(observer, id, o.Up)
 }
 
 func applyOverrides(w *world, evs []*clientv3.Event) {
@@ -312,7 +309,7 @@ func setOverride(w *world, key string, val []byte) {
 
 // step decides once and writes the differences.
 func (d *Decider) step(ctx context.Context, w *world, prev **State, quorum *bool) error {
-	in := Input{Now: d.cfg.Now(), Live: w.live, Observations: w.obs, Quorum: *quorum}
+	in := Input{Now: d.cfg.Now(), Live: w.live, Table: w.obs, Quorum: *quorum}
 	for _, o := range w.overrides {
 		in.Overrides = append(in.Overrides, o)
 	}
