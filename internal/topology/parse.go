@@ -451,7 +451,7 @@ func (p *parser) customers(n *yaml.Node) {
 // checkName refuses names that cannot be used as DNS labels or store keys.
 func checkName(d *yamlnode.Decoder, k *yaml.Node, what, name string) {
 	if !validLabel(name) {
-		d.Errorf(k, "%s name %q: expected letters, digits and '-' (a DNS label, at most 63 characters, not starting or ending with '-')", what, name)
+		d.Errorf(k, "%s name %q: expected letters, digits, '-' and '_' (a DNS label, at most 63 characters, not starting or ending with '-')", what, name)
 	}
 }
 
