@@ -206,11 +206,17 @@ func (r *Runner) Resume(ctx context.Context, id string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	seq, err := r.Journal.Claim(ctx, id, owner)
+	prev, err := r.Journal.State(ctx, id)
 	if err != nil {
 		return Result{}, err
 	}
-	prev, err := r.Journal.State(ctx, id)
+	switch prev.Status {
+	case StatusDone, StatusFailed, StatusAborted:
+		// Finished: nothing to claim or run.
+		p, err := ReadProgress(ctx, r.Journal, id)
+		return Result{Status: prev.Status, Progress: p}, err
+	}
+	seq, err := r.Journal.Claim(ctx, id, owner)
 	if err != nil {
 		return Result{}, err
 	}
