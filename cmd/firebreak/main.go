@@ -96,6 +96,7 @@ var commands = []func(*cli) *cobra.Command{
 	newStatusCmd,
 	newCertsCmd,
 	newRunbookCmd,
+	newFailoverCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
