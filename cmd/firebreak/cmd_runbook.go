@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -86,6 +87,21 @@ func (s *runbookStore) open(ctx context.Context) (j *runbook.EtcdJournal, closeF
 	}, nil
 }
 
+// resolveRunbook turns a runbook name into a file: arg itself when it
+// exists, else runbooks/NAME.yaml, else examples/runbooks/NAME.yaml.
+func resolveRunbook(arg string) string {
+	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") {
+		return arg
+	}
+	for _, dir := range []string{"runbooks", filepath.Join("examples", "runbooks")} {
+		p := filepath.Join(dir, arg+".yaml")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return arg
+}
+
 func freeLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,9 +157,10 @@ func newRunbookRunCmd(c *cli) *cobra.Command {
 		id          string
 	)
 	cmd := &cobra.Command{
-		Use:   "run FILE",
+		Use:   "run FILE|NAME",
 		Short: "Run a runbook (or, with --dry-run, print its plan and predicted makespan)",
-		Long: `run loads the runbook FILE (and the topology and inventory it names), checks
+		Long: `run loads the runbook FILE, or NAME.yaml from ./runbooks or ./examples/runbooks
+(and the topology and inventory it names), checks
 it, stores a new run in the store and executes it in this process with a live
 progress display: bars per step, counts, ETA and failures with reasons (redrawn
 on a terminal, one line every 5 seconds otherwise). Interrupting it (Ctrl-C)
@@ -157,7 +174,7 @@ dependencies and each step's 'estimate' duration.`,
   firebreak runbook run cold-start.yaml --endpoints http://10.0.1.5:2379`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rb, files, err := runbook.Load(args[0])
+			rb, files, err := runbook.Load(resolveRunbook(args[0]))
 			if err != nil {
 				return printRunbookErr(c, err)
 			}

@@ -385,3 +385,38 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestResumeUnfinished(t *testing.T) {
+	cl := startCluster(t, 1)
+	j := NewEtcdJournal(cl.client(t, 0))
+	rb, files := fleetRunbook(t, 12, "")
+	fleet := &driver.SimFleet{}
+	r := newTestRunner(t, j, fleet, &orderCheck{fleet: fleet, rb: rb})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done, err := r.Create(ctx, rb, files, Options{}, "done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resume(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	calls := fleet.Calls()
+	for _, id := range []string{"u1", "u2"} {
+		if _, err := r.Create(ctx, rb, files, Options{Only: []string{"site=site0"}}, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.ResumeUnfinished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"done", "u1", "u2"} {
+		st, err := j.State(ctx, id)
+		if err != nil || st.Status != StatusDone {
+			t.Fatalf("%s: %+v %v", id, st, err)
+		}
+	}
+	if fleet.Calls() == calls {
+		t.Fatal("unfinished runs did not run")
+	}
+}
