@@ -41,7 +41,8 @@ type DeciderConfig struct {
 	// Timeout bounds one store operation (default 2s).
 	Timeout time.Duration
 	// CompactAfter: history events older than this are compacted into daily
-	// rollups (default 24h; negative disables).
+	// rollups, and overrides expired longer ago are deleted (default 24h;
+	// negative disables both).
 	CompactAfter time.Duration
 	// Now returns the time (default time.Now).
 	Now func() time.Time
@@ -132,6 +133,11 @@ func (d *Decider) Run(ctx context.Context) error {
 				d.log.Warn("compact history", "err", err)
 			} else if n > 0 {
 				d.log.Info("compacted history into rollups", "events", n)
+			}
+			if n, err := PruneOverrides(ctx, d.cfg.Client, now.Add(-d.cfg.CompactAfter), d.guard); err != nil {
+				d.log.Warn("prune expired overrides", "err", err)
+			} else if n > 0 {
+				d.log.Info("pruned expired overrides", "count", n)
 			}
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -38,8 +39,10 @@ func OverrideID(kind, target string) string {
 	return kind + "-" + strings.NewReplacer("/", "_", ":", "_").Replace(target)
 }
 
+// auditKey is <unix-ns>-<random>: time-ordered, and two records written in
+// the same nanosecond (by different processes) do not collide.
 func auditKey(t time.Time) string {
-	return fmt.Sprintf("%s%020d-%06d", store.AuditPrefix, t.UnixNano(), t.Nanosecond()%997)
+	return fmt.Sprintf("%s%020d-%08x", store.AuditPrefix, t.UnixNano(), rand.Uint32())
 }
 
 // PutOverride validates o and stores it with its audit record in one
@@ -113,4 +116,38 @@ func ListOverrides(ctx context.Context, cli *clientv3.Client) ([]Override, error
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// PruneOverrides deletes overrides that expired before `before` (they are
+// kept a while after expiry so `override list --all` shows them; the audit
+// log keeps them for good). guard may be nil. It returns how many it
+// deleted.
+func PruneOverrides(ctx context.Context, cli *clientv3.Client, before time.Time, guard func() ([]clientv3.Cmp, bool)) (int, error) {
+	resp, err := cli.Get(ctx, store.OverridesPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("list overrides: %w", err)
+	}
+	n := 0
+	for _, kv := range resp.Kvs {
+		var o Override
+		if json.Unmarshal(kv.Value, &o) != nil || !o.Expires.Before(before) {
+			continue
+		}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}
+		if guard != nil {
+			g, ok := guard()
+			if !ok {
+				return n, ErrNotLeader
+			}
+			cmps = append(cmps, g...)
+		}
+		tr, err := cli.Txn(ctx).If(cmps...).Then(clientv3.OpDelete(string(kv.Key))).Commit()
+		if err != nil {
+			return n, fmt.Errorf("delete expired override %s: %w", o.ID, err)
+		}
+		if tr.Succeeded {
+			n++
+		}
+	}
+	return n, nil
 }
