@@ -30,6 +30,7 @@ type dnsFlags struct {
 	listen     string
 	workers    int
 	batch      int
+	sockBuf    int
 	metrics    string
 	reload     time.Duration
 	rrlRate    int
@@ -88,6 +89,7 @@ transfers. Response-rate limiting is off unless --rrl-rate is set.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:53", "UDP and TCP address (ip:port)")
 	fl.IntVar(&f.workers, "workers", 0, "UDP readers, one SO_REUSEPORT socket each (0: one per CPU)")
 	fl.IntVar(&f.batch, "batch", 0, "datagrams per recvmmsg/sendmmsg call (0: 32)")
+	fl.IntVar(&f.sockBuf, "socket-buffer", 0, "UDP socket receive/send buffer in bytes (0: 4 MiB; negative: kernel default)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address (/metrics); empty: off")
 	fl.DurationVar(&f.reload, "reload", time.Second, "how often the routing file is checked for changes")
 	fl.IntVar(&f.rrlRate, "rrl-rate", 0, "response-rate limit: UDP responses per second per client prefix (0: off)")
@@ -163,15 +165,16 @@ func runDNS(ctx context.Context, c *cli, f *dnsFlags) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := dnsserver.New(dnsserver.Config{
-		Listen:     f.listen,
-		Topology:   topo,
-		Source:     src,
-		Workers:    f.workers,
-		Batch:      f.batch,
-		RRL:        dnsserver.RRLConfig{ResponsesPerSecond: f.rrlRate, Slip: f.rrlSlip},
-		Transfer:   dnsserver.TransferConfig{Allow: allow, TSIG: keys},
-		Registerer: reg,
-		Logger:     log,
+		Listen:       f.listen,
+		Topology:     topo,
+		Source:       src,
+		Workers:      f.workers,
+		Batch:        f.batch,
+		SocketBuffer: f.sockBuf,
+		RRL:          dnsserver.RRLConfig{ResponsesPerSecond: f.rrlRate, Slip: f.rrlSlip},
+		Transfer:     dnsserver.TransferConfig{Allow: allow, TSIG: keys},
+		Registerer:   reg,
+		Logger:       log,
 	})
 	if err != nil {
 		return &exitError{code: 1, err: err}

@@ -39,6 +39,12 @@ type Config struct {
 	// Batch is how many datagrams one recvmmsg/sendmmsg call moves
 	// (default 32).
 	Batch int
+	// SocketBuffer is the SO_RCVBUF and SO_SNDBUF asked for each UDP
+	// socket (default 4 MiB, capped by the kernel's net.core.rmem_max and
+	// wmem_max); negative keeps the kernel default. A large buffer absorbs
+	// bursts instead of dropping them, at the price of queueing delay when
+	// the server is overloaded.
+	SocketBuffer int
 	// RRL configures response-rate limiting (default off).
 	RRL RRLConfig
 	// Transfer configures zone transfers (default off).
@@ -89,7 +95,7 @@ type Server struct {
 	serving   atomic.Bool
 }
 
-// udpSocketBuffer is the SO_RCVBUF/SO_SNDBUF asked for each UDP socket.
+// udpSocketBuffer is the default SO_RCVBUF/SO_SNDBUF of each UDP socket.
 const udpSocketBuffer = 4 << 20
 
 // ErrClosed is returned by Serve when the server was closed before or while
@@ -110,6 +116,9 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 32
+	}
+	if cfg.SocketBuffer == 0 {
+		cfg.SocketBuffer = udpSocketBuffer
 	}
 	if cfg.TCPIdleTimeout <= 0 {
 		cfg.TCPIdleTimeout = 10 * time.Second
@@ -201,9 +210,10 @@ func (s *Server) listen() error {
 		}
 		if ok {
 			for _, c := range s.udp {
-				// Absorb bursts; the kernel caps these at net.core.[rw]mem_max.
-				_ = c.SetReadBuffer(udpSocketBuffer)
-				_ = c.SetWriteBuffer(udpSocketBuffer)
+				if s.cfg.SocketBuffer > 0 {
+					_ = c.SetReadBuffer(s.cfg.SocketBuffer)
+					_ = c.SetWriteBuffer(s.cfg.SocketBuffer)
+				}
 			}
 			s.addr = addr
 			for range s.udp {
