@@ -52,8 +52,9 @@ type Prober struct {
 	svc      map[string]*topology.Service
 
 	mu      sync.Mutex
-	pending map[string]*Observation // writes that failed, retried
-	deletes map[string]bool
+	pending map[string]*Observation // opinions to write (newest per endpoint)
+	deletes map[string]bool         // observations to delete
+	kick    chan struct{}           // wakes the writer
 }
 
 // NewProber validates cfg and returns a prober; Run starts it.
@@ -77,7 +78,7 @@ func NewProber(cfg Config) (*Prober, error) {
 	}
 	p := &Prober{cfg: cfg, log: cfg.Logger.With("component", "probe", "node", cfg.Node),
 		checkers: NewCheckers(cfg.Dial), eps: map[string]*topology.Endpoint{}, svc: map[string]*topology.Service{},
-		pending: map[string]*Observation{}, deletes: map[string]bool{}}
+		pending: map[string]*Observation{}, deletes: map[string]bool{}, kick: make(chan struct{}, 1)}
 	p.sched = NewScheduler(cfg.Workers, p.transition)
 	for _, s := range cfg.Topology.Services {
 		for _, ep := range s.Endpoints {
@@ -148,6 +149,8 @@ func (p *Prober) Run(ctx context.Context) error {
 				live[n] = ev.Type == clientv3.EventTypePut || n == p.cfg.Node
 			}
 			p.reassign(live)
+		case <-p.kick:
+			p.flush(ctx)
 		case <-retry.C:
 			p.flush(ctx)
 		}
@@ -175,11 +178,17 @@ func (p *Prober) reassign(live map[string]bool) {
 			p.deletes[id] = true
 		}
 		p.mu.Unlock()
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
 	p.log.Debug("assignment", "endpoints", len(ts), "removed", len(removed))
 }
 
-// transition runs on a scheduler worker: write the new opinion now.
+// transition runs on a scheduler worker: queue the new opinion for the
+// writer and return at once, so checks go on even while the store is slow
+// or unreachable. Only the newest opinion per endpoint is kept.
 func (p *Prober) transition(tr Transition) {
 	o := &Observation{Observer: p.cfg.Node, Endpoint: tr.ID, Up: tr.Up, Since: tr.At}
 	if tr.Err != nil {
@@ -187,53 +196,79 @@ func (p *Prober) transition(tr Transition) {
 	}
 	p.mu.Lock()
 	delete(p.deletes, tr.ID)
-	delete(p.pending, tr.ID) // this opinion is newer than any pending one
+	p.pending[tr.ID] = o
 	p.mu.Unlock()
-	if err := p.put(context.Background(), o); err != nil {
-		p.log.Warn("write observation; will retry", "endpoint", tr.ID, "err", err)
-		p.mu.Lock()
-		p.pending[tr.ID] = o
-		p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
 }
 
-func (p *Prober) put(ctx context.Context, o *Observation) error {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-	defer cancel()
-	_, err = p.cfg.Client.Put(ctx, ObservationKey(p.cfg.Node, o.Endpoint), string(b), clientv3.WithLease(p.cfg.Lease))
-	return err
-}
+// maxOps bounds one write transaction (etcd's default limit is 128).
+const maxOps = 100
 
-// flush retries failed writes and deletes observations of endpoints no
-// longer assigned.
+// flush writes queued opinions and deletes observations of endpoints no
+// longer assigned, in transactions of up to maxOps; what fails is queued
+// again unless something newer came meanwhile.
 func (p *Prober) flush(ctx context.Context) {
 	p.mu.Lock()
-	pend := p.pending
-	dels := p.deletes
-	p.pending = map[string]*Observation{}
-	p.deletes = map[string]bool{}
+	pend, dels := p.pending, p.deletes
+	p.pending, p.deletes = map[string]*Observation{}, map[string]bool{}
 	p.mu.Unlock()
+	if len(pend) == 0 && len(dels) == 0 {
+		return
+	}
+	type op struct {
+		id  string
+		obs *Observation // nil: delete
+	}
+	ops := make([]op, 0, len(pend)+len(dels))
 	for id, o := range pend {
-		if err := p.put(ctx, o); err != nil {
-			p.mu.Lock()
-			if _, newer := p.pending[id]; !newer {
-				p.pending[id] = o
-			}
-			p.mu.Unlock()
-		}
+		ops = append(ops, op{id, o})
 	}
 	for id := range dels {
-		cctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-		_, err := p.cfg.Client.Delete(cctx, ObservationKey(p.cfg.Node, id))
-		cancel()
-		if err != nil {
-			p.mu.Lock()
-			p.deletes[id] = true
-			p.mu.Unlock()
+		ops = append(ops, op{id: id})
+	}
+	for len(ops) > 0 {
+		batch := ops[:min(len(ops), maxOps)]
+		ops = ops[len(batch):]
+		txn := make([]clientv3.Op, 0, len(batch))
+		for _, o := range batch {
+			key := ObservationKey(p.cfg.Node, o.id)
+			if o.obs == nil {
+				txn = append(txn, clientv3.OpDelete(key))
+				continue
+			}
+			b, err := json.Marshal(o.obs)
+			if err != nil {
+				continue
+			}
+			txn = append(txn, clientv3.OpPut(key, string(b), clientv3.WithLease(p.cfg.Lease)))
 		}
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		_, err := p.cfg.Client.Txn(wctx).Then(txn...).Commit()
+		cancel()
+		if err == nil {
+			continue
+		}
+		if ctx.Err() == nil {
+			p.log.Warn("write observations; will retry", "count", len(batch)+len(ops), "err", err)
+		}
+		// Requeue this batch and the rest, unless newer news arrived.
+		p.mu.Lock()
+		for _, o := range append(batch, ops...) {
+			_, newer := p.pending[o.id]
+			_, newerDel := p.deletes[o.id]
+			if newer || newerDel {
+				continue
+			}
+			if o.obs == nil {
+				p.deletes[o.id] = true
+			} else {
+				p.pending[o.id] = o.obs
+			}
+		}
+		p.mu.Unlock()
+		return
 	}
 }
