@@ -223,7 +223,7 @@ func (e *Engine) Step(prev *State, in Input) Output {
 
 	// No decision without quorum: keep everything, raise one alarm.
 	if !e.quorum(in) {
-		maps(next, prev)
+		copyState(next, prev)
 		next.Alarms = []Alarm{{Kind: AlarmNoQuorum, Subject: "store", Message: "no quorum of live nodes or store; no decision is made"}}
 		events = append(events, alarmEvents(now, prev.Alarms, next.Alarms)...)
 		return Output{State: next, Events: events}
@@ -824,8 +824,8 @@ func alarmEvents(now time.Time, prev, cur []Alarm) []Event {
 	return out
 }
 
-// maps copies prev's verdicts and routes into next (no decision).
-func maps(next, prev *State) {
+// copyState copies prev's verdicts and routes into next (no decision).
+func copyState(next, prev *State) {
 	for k, v := range prev.Endpoints {
 		next.Endpoints[k] = v
 	}
