@@ -244,6 +244,19 @@ func TestAXFR(t *testing.T) {
 	if !sawCNAME {
 		t.Error("transfer lacks the alias CNAME")
 	}
+	// A signed ordinary query gets a signed answer (the client verifies it).
+	for _, proto := range []string{"udp", "tcp"} {
+		q := query("web.svc.example.", dns.TypeAAAA)
+		q.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
+		c := &dns.Client{Net: proto, Timeout: 2 * time.Second, TsigSecret: map[string]string{key: secret}}
+		r, _, err := c.Exchange(q, addr)
+		if err != nil {
+			t.Fatalf("%s signed query: %v", proto, err)
+		}
+		if r.IsTsig() == nil || len(r.Answer) != 1 {
+			t.Fatalf("%s signed query: answer %v, tsig %v", proto, r.Answer, r.IsTsig())
+		}
+	}
 	if _, err := xfr(false, ""); err == nil {
 		t.Error("unsigned transfer allowed although TSIG is configured")
 	}

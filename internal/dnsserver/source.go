@@ -17,9 +17,11 @@ import (
 //
 // Updates returns the same channel on every call. The source sends each new
 // table on it (a later table replaces one not yet received, so a slow
-// reader only ever sees the newest), and closes it when the source stops.
-// Tables sent are never modified afterwards. When the source loses its
-// backing store it sends a copy of the last table with Stale set.
+// reader only ever sees the newest); it may close the channel when it
+// stops, and the server then keeps its last tables. Tables sent are never
+// modified afterwards. When the source loses its backing store it sends a
+// copy of the last table with Stale set. Implementations must be safe for
+// one reader concurrent with their own sender.
 type Source interface {
 	Updates() <-chan *routing.Table
 }

@@ -172,7 +172,10 @@ func (s *Server) serveUDP(c *net.UDPConn, st *workerStats) {
 			out := b.outBuf[m]
 			olen, slow := w.respond(tb, q, out, client, false)
 			if slow {
-				olen = copy(out, s.slowUDP(q, client))
+				olen = 0
+				if m := s.slowUDP(q, client); len(m) <= len(out) {
+					olen = copy(out, m)
+				}
 			}
 			if olen == 0 {
 				continue

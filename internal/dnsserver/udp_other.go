@@ -23,7 +23,10 @@ func (s *Server) serveUDP(c *net.UDPConn, st *workerStats) {
 		client := from.Addr()
 		olen, slow := w.respond(s.tables.Load(), in[:n], out, client, false)
 		if slow {
-			olen = copy(out, s.slowUDP(in[:n], client))
+			olen = 0
+			if m := s.slowUDP(in[:n], client); len(m) <= len(out) {
+				olen = copy(out, m)
+			}
 		}
 		if olen > 0 {
 			_, _ = c.WriteToUDPAddrPort(out[:olen], from)
