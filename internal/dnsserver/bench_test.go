@@ -1,11 +1,16 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/firebreak/firebreak/internal/routing"
+	"github.com/firebreak/firebreak/internal/topology"
 )
 
 // BenchmarkRespond measures the hot path alone: parse, look up, copy,
@@ -69,5 +74,43 @@ func BenchmarkUDPLoopback(b *testing.B) {
 		if _, err := conn.Read(buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// benchTopology builds n services with two endpoints each, as the bench
+// script's zone.
+func benchTopology(b *testing.B, n int) (*topology.Topology, *routing.Table) {
+	b.Helper()
+	var y strings.Builder
+	y.WriteString("sites: {a: {subnets: [\"10.0.0.0/16\"]}, b: {}}\nnodes:\n  - {name: fb-a, site: a, dns: \"127.0.0.1:53\"}\ndns: {zone: bench.example., ttl: 30s}\nservices:\n")
+	rt := &routing.Table{Revision: 1, Routes: map[string]*routing.Route{}}
+	for i := 1; i <= n; i++ {
+		a1 := fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)
+		a2 := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)
+		name := fmt.Sprintf("s%05d", i)
+		fmt.Fprintf(&y, "  %s: {endpoints: [{site: a, address: %s, port: 80}, {site: b, address: %s, port: 80}]}\n", name, a1, a2)
+		rt.Routes[name] = &routing.Route{Service: name, Policy: "active-active", Revision: 1, Targets: []routing.Target{
+			{ID: name + "/a", Site: "a", Address: a1, Port: 80, Weight: 1}, {ID: name + "/b", Site: "b", Address: a2, Port: 80, Weight: 1}}}
+	}
+	topo, err := topology.Parse("bench.yaml", []byte(y.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return topo, rt
+}
+
+// BenchmarkBuild measures compiling the answer tables, the work done off
+// the hot path on every routing change.
+func BenchmarkBuild(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			topo, rt := benchTopology(b, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := build(topo, rt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
