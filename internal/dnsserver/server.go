@@ -163,6 +163,20 @@ func New(cfg Config) (s *Server, err error) {
 	return s, nil
 }
 
+// Run is New followed by Serve and Close: it answers until ctx is done. It
+// is the one-line way to embed the server in a node:
+//
+//	go dnsserver.Run(ctx, dnsserver.Config{Listen: node.DNS, Topology: topo,
+//		Source: dnsserver.NewEtcdSource(ctx, cli, dnsserver.EtcdOptions{})})
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx)
+}
+
 func isFQDN(s string) bool { return len(s) > 1 && s[len(s)-1] == '.' }
 
 // listen opens one SO_REUSEPORT UDP socket per worker and a TCP listener on

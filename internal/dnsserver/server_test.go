@@ -333,3 +333,21 @@ func TestInteropDigKdig(t *testing.T) {
 		}
 	}
 }
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Config{Listen: "127.0.30.6:15353", Topology: testTopology(t), Workers: 1}) }()
+	eventually(t, 5*time.Second, "Run to answer", func() bool {
+		c := &dns.Client{Timeout: 100 * time.Millisecond}
+		r, _, err := c.Exchange(query("svc.example.", dns.TypeSOA), "127.0.30.6:15353")
+		return err == nil && len(r.Answer) == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := Run(context.Background(), Config{}); err == nil {
+		t.Fatal("Run without a topology: no error")
+	}
+}
