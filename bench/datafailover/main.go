@@ -164,7 +164,10 @@ func runTrial(parent context.Context, cli *clientv3.Client, mode string, n int, 
 		return tr
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel() // every early return stops the goroutines first
+		wg.Wait()
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -222,7 +225,7 @@ func runTrial(parent context.Context, cli *clientv3.Client, mode string, n int, 
 	res, err := m.Failover(fctx, failover.Request{Reason: "bench: primary killed"})
 	fc()
 	if err != nil {
-		tr.Err = err.Error()
+		tr.Err = err.Error() + " [" + strings.Join(res.Decision.Notes, "; ") + "]"
 		return tr
 	}
 	tr.Procedure = res.Total

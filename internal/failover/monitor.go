@@ -25,12 +25,14 @@ type CheckResult struct {
 // Readiness says whether the datastore could fail over now, within its
 // RPO, if the primary's site were lost.
 type Readiness struct {
-	Datastore string        `json:"datastore"`
-	Engine    string        `json:"engine"`
-	Epoch     int64         `json:"epoch"`
-	Primary   Member        `json:"primary"`
-	PrimaryUp bool          `json:"primaryUp"`
-	RPO       time.Duration `json:"rpo"`
+	Datastore string `json:"datastore"`
+	Engine    string `json:"engine"`
+	Epoch     int64  `json:"epoch"`
+	// EpochState is the epoch's state (empty before any promotion).
+	EpochState string        `json:"epochState,omitempty"`
+	Primary    Member        `json:"primary"`
+	PrimaryUp  bool          `json:"primaryUp"`
+	RPO        time.Duration `json:"rpo"`
 	// Ready is true when every check passed.
 	Ready    bool          `json:"ready"`
 	Checks   []CheckResult `json:"checks"`
@@ -95,7 +97,7 @@ func (m *Manager) round(ctx context.Context) (Readiness, map[string]State, error
 	if err != nil {
 		return Readiness{}, nil, err
 	}
-	r := Readiness{Datastore: m.ds.Name, Engine: m.cfg.Engine.Name(), Epoch: ep.Epoch, Primary: primary, RPO: m.ds.RPO, At: time.Now().UTC()}
+	r := Readiness{Datastore: m.ds.Name, Engine: m.cfg.Engine.Name(), Epoch: ep.Epoch, EpochState: ep.State, Primary: primary, RPO: m.ds.RPO, At: time.Now().UTC()}
 	states := map[string]State{}
 	pst, perr := m.probe(ctx, primary)
 	if perr == nil && pst.Role == RolePrimary {
@@ -171,6 +173,11 @@ func (m *Manager) round(ctx context.Context) (Readiness, map[string]State, error
 // guard fences any member other than the epoch's primary that acts as a
 // writable primary: an old primary that came back without a resync.
 func (m *Manager) guard(ctx context.Context, r Readiness, states map[string]State) {
+	if r.EpochState == EpochPromoting {
+		// A promotion is under way: the old primary is still being moved
+		// over by the procedure itself (a switchover pauses, not fences).
+		return
+	}
 	for _, c := range r.Replicas {
 		st, ok := states[c.Member.Addr()]
 		if !ok || st.Role != RolePrimary || !st.Writable {

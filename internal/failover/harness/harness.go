@@ -11,6 +11,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -93,16 +95,64 @@ func (p *proc) signal(sig syscall.Signal) {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
+	pid := cmd.Process.Pid
 	select {
 	case <-done:
 	default:
-		_ = syscall.Kill(-cmd.Process.Pid, sig)
+		if sig == syscall.SIGKILL {
+			// A power loss takes every process at once. PostgreSQL
+			// backends call setsid(), so the process group is not enough:
+			// freeze the leader (no new children), kill its descendants,
+			// then the group.
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+			for _, c := range descendants(pid) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+		}
+		_ = syscall.Kill(-pid, sig)
 		<-done
 	}
-	if sig == syscall.SIGKILL {
-		// Children of the group may outlive the leader for a moment.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// descendants returns the pids of every live descendant of pid, read from
+// /proc (Linux).
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
 	}
+	parent := map[int]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		parent[p] = pp
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // pid returns the leader's pid, or 0.
