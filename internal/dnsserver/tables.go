@@ -683,10 +683,12 @@ func (b *builder) pack(name string, qt uint16, ans, ns, extra []dns.RR, rcode in
 	if err != nil {
 		return nil, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qt], err)
 	}
-	m.Extra = extra
-	full, err := m.Pack()
-	if err != nil {
-		return nil, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qt], err)
+	full := head
+	if len(extra) > 0 {
+		m.Extra = extra
+		if full, err = m.Pack(); err != nil {
+			return nil, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qt], err)
+		}
 	}
 	wn, err := wireName(name)
 	if err != nil {
