@@ -37,6 +37,7 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	tickMs          uint
 	electionMs      uint
+	adopt           bool
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -105,6 +106,7 @@ docs/operations.md.`,
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", node.DefaultLeaseTTL, "liveness and leader-election lease TTL (whole seconds)")
 	fl.BoolVar(&f.leaveOnShutdown, "leave-on-shutdown", false, "remove this node's member from the etcd cluster on shutdown (decommission)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fl.BoolVar(&f.adopt, "adopt-data-dir", false, "accept a data dir restored with 'etcdutl snapshot restore' (it has no firebreak marker yet)")
 	fl.UintVar(&f.tickMs, "heartbeat-ms", store.DefaultTickMs, "etcd raft heartbeat interval in ms")
 	fl.UintVar(&f.electionMs, "election-ms", store.DefaultElectionMs, "etcd raft election timeout in ms")
 	_ = cmd.MarkFlagRequired("config")
@@ -169,7 +171,7 @@ func runServe(ctx context.Context, c *cli, f *serveFlags) error {
 	member, ext, err := node.StoreFor(top, self, name, node.StoreOptions{
 		DataDir: f.dataDir, Token: f.token, ClusterState: f.clusterState,
 		ClientURL: f.clientURL, PeerURL: f.peerURL, PeerTLS: f.peerTLS, ClientTLS: f.clientTLS,
-		TickMs: f.tickMs, ElectionMs: f.electionMs, EtcdLogLevel: etcdLog,
+		TickMs: f.tickMs, ElectionMs: f.electionMs, EtcdLogLevel: etcdLog, AdoptDataDir: f.adopt,
 	})
 	if err != nil {
 		return &exitError{code: 2, err: err}

@@ -33,6 +33,9 @@ type StoreOptions struct {
 	TickMs, ElectionMs uint
 	// EtcdLogLevel is etcd's own log level (default "error").
 	EtcdLogLevel string
+	// AdoptDataDir accepts a data dir restored from a snapshot (see
+	// store.MemberConfig.Adopt).
+	AdoptDataDir bool
 }
 
 // ErrNodeUnknown is returned when the node to run cannot be determined.
@@ -119,6 +122,7 @@ func StoreFor(t *topology.Topology, self *topology.Node, name string, opts Store
 		TickMs:       opts.TickMs,
 		ElectionMs:   opts.ElectionMs,
 		LogLevel:     opts.EtcdLogLevel,
+		Adopt:        opts.AdoptDataDir,
 		ClientTLS:    opts.ClientTLS,
 		PeerTLS:      opts.PeerTLS,
 	}

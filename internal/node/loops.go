@@ -21,6 +21,7 @@ func (n *Node) quorumTimeout() time.Duration {
 func (n *Node) quorumLoop(ctx context.Context) {
 	t := time.NewTicker(n.cfg.QuorumInterval)
 	defer t.Stop()
+	var lastMove time.Time
 	for {
 		rctx, cancel := context.WithTimeout(ctx, n.quorumTimeout())
 		_, err := n.cli.Get(rctx, store.TopologyCurrent)
@@ -29,6 +30,15 @@ func (n *Node) quorumLoop(ctx context.Context) {
 			return
 		}
 		n.setQuorum(err)
+		// Keep raft leadership off this node while it leads; raft may
+		// have moved it back here since the election (a restart, an
+		// election after a member's loss).
+		if err == nil && !n.cfg.KeepRaftLeader && n.IsLeader() && time.Since(lastMove) > 5*time.Second {
+			if m := n.member.Load(); m != nil && m.IsRaftLeader() {
+				lastMove = time.Now()
+				n.moveRaftLeader(ctx)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

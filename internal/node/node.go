@@ -451,9 +451,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.closeErr
 }
 
-// abort stops the node as a crash would: no resignation, no revocation, the
-// lease expires on its own. Tests and benchmarks use it to kill a node.
-func (n *Node) abort() {
+// Abort stops the node as a crash would: no resignation, no revocation, the
+// lease expires on its own, and the other nodes take over after the TTL.
+// Tests, benchmarks and drills use it to kill a node in-process.
+func (n *Node) Abort() {
 	n.closeOnce.Do(func() { n.closeErr = n.shutdown(context.Background(), false) })
 }
 

@@ -64,6 +64,11 @@ type MemberConfig struct {
 	TickMs, ElectionMs uint
 	// LogLevel is etcd's own zap log level (default "error").
 	LogLevel string
+	// Adopt accepts a data dir that holds an etcd member but no firebreak
+	// marker (a dir restored with "etcdutl snapshot restore", or one made
+	// by plain etcd) and marks it as this member's (default false: such a
+	// dir is refused with ErrForeignDataDir).
+	Adopt bool
 }
 
 func (c *MemberConfig) defaults() {
@@ -205,8 +210,8 @@ func prepareDir(cfg MemberConfig) error {
 		}
 		return nil
 	case errors.Is(err, os.ErrNotExist):
-		if _, err := os.Stat(filepath.Join(cfg.Dir, "member")); err == nil {
-			return fmt.Errorf("embedded store: %w: %s already holds an etcd member not created by firebreak; use another --data-dir", ErrForeignDataDir, cfg.Dir)
+		if _, err := os.Stat(filepath.Join(cfg.Dir, "member")); err == nil && !cfg.Adopt {
+			return fmt.Errorf("embedded store: %w: %s already holds an etcd member not created by firebreak; use another --data-dir, or --adopt-data-dir if it is a restored snapshot of this cluster", ErrForeignDataDir, cfg.Dir)
 		}
 		b, _ := json.Marshal(want)
 		if err := os.WriteFile(path, b, 0o600); err != nil {

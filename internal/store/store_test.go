@@ -236,6 +236,22 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("data dir of another member: %v", err)
 	}
 
+	// A dir holding an etcd member without firebreak's marker (plain etcd,
+	// or a restored snapshot) is refused unless adopted.
+	if err := os.Remove(filepath.Join(dir, markerFile)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := MemberConfig{Name: "a", Dir: dir, Token: "one", ClientURL: freeURL(t, "127.0.11.2"), PeerURL: freeURL(t, "127.0.11.2")}
+	if _, err = StartMember(cfg); !errors.Is(err, ErrForeignDataDir) || !strings.Contains(err.Error(), "adopt") {
+		t.Errorf("unmarked etcd dir: %v", err)
+	}
+	cfg.Adopt = true
+	m, err = StartMember(cfg)
+	if err != nil {
+		t.Fatalf("adopt: %v", err)
+	}
+	m.Close()
+
 	// Unreachable external endpoints fail fast with ErrUnreachable.
 	start := time.Now()
 	_, err = Dial(context.Background(), ClientConfig{Endpoints: []string{freeURL(t, "127.0.11.3")}, DialTimeout: time.Second, Check: true})
