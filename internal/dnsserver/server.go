@@ -455,7 +455,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
 		n, slow := w.respond(s.tables.Load(), q, bufs.out[2:], client, true)
 		if slow {
-			if err := s.slowTCP(ctx, c, q, client, w.pq.qtype); err != nil {
+			if err := s.slowTCP(ctx, c, q, client); err != nil {
 				return
 			}
 			continue

@@ -83,8 +83,10 @@ func (s *Server) slowAnswer(q []byte, client netip.Addr, tcp bool) [][]byte {
 		case !s.transferAllowed(client, secret != ""):
 			resp.Rcode = dns.RcodeRefused
 		default:
+			s.tcpSt.count(qt, dns.RcodeSuccess)
 			return s.transfer(req, tb, sign, reqMAC)
 		}
+		s.tcpSt.count(qt, resp.Rcode)
 		b, _ := sign(resp, reqMAC, false)
 		return [][]byte{b}
 	}
@@ -121,6 +123,7 @@ func tsigStub(keyName, alg string, id uint16) *dns.TSIG {
 // signed is an error response carrying a TSIG error (RFC 8945 5.3.2: not
 // signed with the key for BADKEY and BADSIG).
 func (s *Server) signed(req *dns.Msg, tsigErr int, keyName, alg string) [][]byte {
+	s.tcpSt.count(req.Question[0].Qtype, dns.RcodeNotAuth)
 	resp := new(dns.Msg)
 	resp.SetRcode(req, dns.RcodeNotAuth)
 	t := tsigStub(keyName, alg, req.Id)
@@ -182,7 +185,7 @@ func (s *Server) slowUDP(q []byte, client netip.Addr) []byte {
 }
 
 // slowTCP writes the slow-path answer to a TCP connection.
-func (s *Server) slowTCP(ctx context.Context, c net.Conn, q []byte, client netip.Addr, _ uint16) error {
+func (s *Server) slowTCP(ctx context.Context, c net.Conn, q []byte, client netip.Addr) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
