@@ -186,10 +186,13 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("dns server: listen address %q: expected ip:port: %w", s.cfg.Listen, err)
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			if serr == nil {
+				serr = omitPMTU(int(fd), network)
+			}
 		}); err != nil {
 			return err
 		}

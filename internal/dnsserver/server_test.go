@@ -351,3 +351,19 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run without a topology: no error")
 	}
 }
+
+// TestIPv6 serves on [::1] when the machine has IPv6 loopback.
+func TestIPv6(t *testing.T) {
+	l, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l.Close()
+	s := startServer(t, Config{Listen: "[::1]:0", Workers: 2})
+	for _, proto := range []string{"udp", "tcp"} {
+		r := exchange(t, proto, s.Addr().String(), query("db.svc.example.", dns.TypeA))
+		if got := answers(r); !slices.Equal(got, []string{"db.svc.example. 30 A 10.1.0.30"}) {
+			t.Fatalf("%s over IPv6: %q", proto, got)
+		}
+	}
+}

@@ -17,6 +17,17 @@ import (
 // per datagram (responses are bounded by udpPayload anyway).
 const udpBufSize = 4096
 
+// omitPMTU stops the kernel from using path MTU information for answers
+// (IP_PMTUDISC_OMIT, as Knot and BIND do): forged ICMP "fragmentation
+// needed" messages then cannot make the server fragment its answers, which
+// would open them to fragment-injection attacks.
+func omitPMTU(fd int, network string) error {
+	if network == "udp6" {
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_OMIT)
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_OMIT)
+}
+
 // batch moves datagrams with recvmmsg/sendmmsg on one socket. All memory is
 // allocated once; reading and writing allocate nothing.
 type batch struct {

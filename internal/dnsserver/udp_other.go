@@ -7,6 +7,9 @@ import (
 	"net"
 )
 
+// omitPMTU is Linux-only; elsewhere the kernel default stays.
+func omitPMTU(int, string) error { return nil }
+
 // serveUDP is one worker without batched I/O (non-Linux systems).
 func (s *Server) serveUDP(c *net.UDPConn, st *workerStats) {
 	in := make([]byte, 4096)
