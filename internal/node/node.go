@@ -174,12 +174,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if self != nil {
 		n.info.API, n.info.DNS, n.info.Peer, n.info.Client = self.API, self.DNS, self.Peer, self.Client
 	}
+	started := n // the named result is nil on error returns
 	defer func() {
 		if err != nil {
-			if n.cli != nil {
-				n.cli.Close()
+			if started.cli != nil {
+				started.cli.Close()
 			}
-			if m := n.member.Load(); m != nil {
+			if m := started.member.Load(); m != nil {
 				m.Close()
 			}
 		}
@@ -427,6 +428,32 @@ func (n *Node) WhileLeader(ctx context.Context, fn func(ctx context.Context) err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+}
+
+// Local is what this node itself knows, without asking the store: it is
+// what a status page shows for the node even when the store is unreachable.
+type Local struct {
+	Name        string    `json:"name"`
+	Site        string    `json:"site"`
+	IsLeader    bool      `json:"isLeader"`
+	Leader      string    `json:"leader"`
+	Stale       bool      `json:"stale"`
+	StaleSince  time.Time `json:"staleSince,omitzero"`
+	TopologyRev int64     `json:"topologyRev"`
+	Lease       int64     `json:"lease"`
+	Embedded    bool      `json:"embedded"`
+}
+
+// Local returns this node's own view; it never blocks on the store.
+func (n *Node) Local() Local {
+	_, rev := n.Topology()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return Local{
+		Name: n.cfg.Name, Site: n.cfg.Site, IsLeader: n.leader != nil, Leader: n.leaderName,
+		Stale: n.stale, StaleSince: n.staleSince, TopologyRev: rev, Lease: int64(n.lease),
+		Embedded: n.member.Load() != nil,
 	}
 }
 

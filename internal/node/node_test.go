@@ -283,6 +283,9 @@ func TestPartitionedMinority(t *testing.T) {
 	if _, ok := cut.LeaderGuard(); ok {
 		t.Fatal("a node without quorum hands out a leader guard")
 	}
+	if l := cut.Local(); !l.Stale || l.IsLeader || l.StaleSince.IsZero() {
+		t.Errorf("Local() of the cut node: %+v", l)
+	}
 	if _, since := cut.Stale(); since.IsZero() || time.Since(since) > time.Minute {
 		t.Errorf("stale since %v, want the time of the last good read", since)
 	}
@@ -549,5 +552,40 @@ func TestCloseLeaksNoGoroutine(t *testing.T) {
 			t.Fatalf("%d goroutines left after Close, e.g.:\n%s", c, sample)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStartBadConfig(t *testing.T) {
+	top := parse(t, "sites:\n  a: {}\n")
+	dir := t.TempDir()
+	// A member that cannot start: a data dir of another cluster.
+	good := singleConfig(t, dir, "sites:\n  a: {}\n")
+	n, err := Start(context.Background(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other := good
+	m := *good.Member
+	m.Token = "another-cluster"
+	other.Member = &m
+	if _, err := Start(context.Background(), other); !errors.Is(err, store.ErrForeignDataDir) {
+		t.Errorf("foreign data dir: %v", err)
+	}
+	// TLS asked for without files.
+	m2 := *good.Member
+	m2.ClientURL = strings.Replace(m2.ClientURL, "http:", "https:", 1)
+	other.Member = &m2
+	if _, err := Start(context.Background(), other); err == nil || !strings.Contains(err.Error(), "no certFile/keyFile") {
+		t.Errorf("https without certificates: %v", err)
+	}
+	// An external store that does not answer.
+	_, err = Start(context.Background(), Config{Name: "x", Topology: top, External: store.ClientConfig{
+		Endpoints: []string{freeURL(t, "127.0.10.9")}, DialTimeout: time.Second,
+	}})
+	if !errors.Is(err, store.ErrUnreachable) {
+		t.Errorf("unreachable external store: %v", err)
 	}
 }
