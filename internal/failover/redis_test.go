@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/firebreak/firebreak/internal/failover"
@@ -168,4 +170,78 @@ func TestRedisLagBeyondRPO(t *testing.T) {
 	if n, _ := rc.Exists(ctx, "late").Result(); n != 0 {
 		t.Fatal("the late key reached the replica: the test did not make it lag")
 	}
+}
+
+// TestRedisSwitchover: a planned switchover under a writer that follows
+// the routing entry loses no acknowledged write, and the old primary ends
+// up a replica of the new one.
+func TestRedisSwitchover(t *testing.T) {
+	rp := startRedis(t)
+	cli := startEtcd(t)
+	var v sites
+	m := redisSetup(t, rp, cli, time.Second, &v, "leader-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var acked []string
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		addr := rp.Primary.Addr()
+		for id := 1; ctx.Err() == nil; id++ {
+			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+			k := fmt.Sprintf("w%d", id)
+			err := c.Set(ctx, k, id, 0).Err()
+			c.Close()
+			if err == nil {
+				mu.Lock()
+				acked = append(acked, k)
+				mu.Unlock()
+				continue
+			}
+			if r, err := failover.ReadRoute(ctx, cli, "sessions"); err == nil && r != nil {
+				addr = fmt.Sprintf("%s:%d", r.Targets[0].Address, r.Targets[0].Port)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	eventually(t, 20*time.Second, "writes before", func() bool { return count() >= 200 })
+	res, err := m.Switchover(ctx, failover.Request{Who: "kim", Reason: "maintenance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := count()
+	eventually(t, 20*time.Second, "writes after", func() bool { return count() >= before+200 })
+	cancel()
+	wg.Wait()
+	r := rp.Replicas[0]
+	if res.Epoch.Primary.Port != r.Port || !res.Epoch.Planned {
+		t.Fatalf("epoch = %+v", res.Epoch)
+	}
+	rc := r.Client()
+	defer rc.Close()
+	mu.Lock()
+	keys := append([]string(nil), acked...)
+	mu.Unlock()
+	missing := 0
+	for i := 0; i < len(keys); i += 500 {
+		n, err := rc.Exists(context.Background(), keys[i:min(i+500, len(keys))]...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing += min(i+500, len(keys)) - i - int(n)
+	}
+	if missing != 0 {
+		t.Fatalf("switchover lost %d of %d acknowledged writes", missing, len(keys))
+	}
+	oc := rp.Primary.Client()
+	defer oc.Close()
+	eventually(t, 20*time.Second, "old primary follows the new one", func() bool {
+		info, err := oc.Info(context.Background(), "replication").Result()
+		kv := redisfo.ParseInfo(info)
+		return err == nil && kv["role"] == "slave" && kv["master_port"] == fmt.Sprint(r.Port)
+	})
+	t.Logf("switchover took %s; %d writes acknowledged, all present", res.Total, len(keys))
 }
