@@ -16,10 +16,12 @@ import (
 	"github.com/firebreak/firebreak/internal/yamlnode"
 )
 
-// serveComponents lists the parts a serving node runs (prober, decider,
-// DNS server, API, runner). Each constructor gets the cli and the topology
-// the node starts with; add yours here.
-var serveComponents []func(c *cli, t *topology.Topology) (node.Component, error)
+// serveComponents lists what adds parts to a serving node (prober,
+// decider, DNS server, API, runner). Each function gets the cli, the
+// topology the node starts with and this node's entry in it (nil when the
+// topology declares no nodes) and returns the parts to run; add yours here
+// (for example internal/server's assembly).
+var serveComponents []func(c *cli, t *topology.Topology, self *topology.Node) ([]node.Component, error)
 
 type serveFlags struct {
 	config          string
@@ -184,11 +186,11 @@ func runServe(ctx context.Context, c *cli, f *serveFlags) error {
 		LeaseTTL: f.leaseTTL, LeaveOnShutdown: f.leaveOnShutdown, Version: version, Logger: log,
 	}
 	for _, mk := range serveComponents {
-		comp, err := mk(c, top)
+		comps, err := mk(c, top, self)
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
-		cfg.Components = append(cfg.Components, comp)
+		cfg.Components = append(cfg.Components, comps...)
 	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
