@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -497,9 +498,19 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 	n.cancel() // the session loop resigns and revokes when graceful
 	n.wg.Wait()
 	if m := n.member.Load(); graceful && n.cfg.LeaveOnShutdown && m != nil {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.cli.MemberRemove(rctx, m.ID())
-		cancel()
+		// etcd refuses the removal while the remaining members have not
+		// all been connected for a few seconds (strict reconfig check):
+		// retry until ctx ends.
+		var err error
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = n.cli.MemberRemove(rctx, m.ID())
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") || ctx.Err() != nil {
+				break
+			}
+			sleep(ctx, 200*time.Millisecond)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("leave cluster: %w", err))
 		} else {

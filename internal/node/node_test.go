@@ -589,3 +589,44 @@ func TestStartBadConfig(t *testing.T) {
 		t.Errorf("unreachable external store: %v", err)
 	}
 }
+
+func TestGracefulShutdownResignsAndLeaves(t *testing.T) {
+	c := startCluster(t, 3)
+	old := waitLeader(t, 30*time.Second, c.nodes)
+	var rest []*Node
+	for _, n := range c.nodes {
+		if n != old {
+			rest = append(rest, n)
+		}
+	}
+	old.cfg.LeaveOnShutdown = true // read only by Shutdown, on this goroutine
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- old.Close() }()
+	nl := waitLeader(t, 10*time.Second, rest)
+	took := time.Since(start)
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	t.Logf("%s resigned; %s leads %s after Close began", old.Name(), nl.Name(), took)
+	// Resignation hands over at once; an expiring lease would take ~TTL.
+	if took >= testTTL {
+		t.Errorf("new leader after %s; a resignation should not wait for the lease TTL %s", took, testTTL)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	ml, err := nl.Client().MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ml.Members) != 2 {
+		t.Errorf("%d members after leaving, want 2", len(ml.Members))
+	}
+	resp, err := nl.Client().Get(ctx, store.NodeKey(old.Name()))
+	if err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("liveness key of the departed node: %v %v", resp, err)
+	}
+	// The two left still have quorum (2 of 2) and accept writes.
+	if _, err := store.Put(ctx, nl.Client(), store.RoutingKey("web"), "after-leave"); err != nil {
+		t.Errorf("write after a member left: %v", err)
+	}
+}
