@@ -97,6 +97,7 @@ var commands = []func(*cli) *cobra.Command{
 	newCertsCmd,
 	newRunbookCmd,
 	newFailoverCmd,
+	newDemoCmd,
 }
 
 func newVersionCmd(c *cli) *cobra.Command {
