@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -86,7 +87,7 @@ func detect(args []string) error {
 	defer sim.Close()
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 
-	var lat []time.Duration
+	var lat, decideLat []time.Duration
 	for i := range *trials {
 		site := sitesim.Site(i % 3)
 		if err := waitHoldDown(ctx, sim, *holdDown); err != nil {
@@ -99,6 +100,24 @@ func detect(args []string) error {
 		}
 		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 		wch := sim.Client.Watch(wctx, store.RoutingPrefix+sitesim.Service, clientv3.WithRev(rev+1))
+		// Also watch observations: when the second observer's "down" lands
+		// (a majority of three), detection is over and deciding begins.
+		och := sim.Client.Watch(wctx, store.ObservationsPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		majority := make(chan time.Time, 1)
+		go func() {
+			downs := 0
+			for wr := range och {
+				for _, ev := range wr.Events {
+					var o probe.Observation
+					if json.Unmarshal(ev.Kv.Value, &o) == nil && !o.Up && strings.Contains(o.Endpoint, "/"+site+"/") {
+						if downs++; downs == 2 {
+							majority <- time.Now()
+						}
+					}
+				}
+			}
+			close(majority)
+		}()
 		start := time.Now()
 		if err := sim.KillSite(site); err != nil {
 			wcancel()
@@ -109,12 +128,18 @@ func detect(args []string) error {
 		if err != nil {
 			return fmt.Errorf("trial %d (kill %s): %w", i, site, err)
 		}
+		var detect time.Duration
+		if at, ok := <-majority; ok {
+			detect = at.Sub(start)
+			decideLat = append(decideLat, d-detect)
+		}
 		rt, _, _ := sim.Route(ctx)
 		if rt == nil || sitesim.HasSite(rt, site) {
 			return fmt.Errorf("trial %d: routing changed but still lists %s: %+v", i, site, rt)
 		}
 		lat = append(lat, d)
-		fmt.Printf("death trial %2d: kill %s -> routing change in %v\n", i+1, site, d.Round(time.Millisecond))
+		fmt.Printf("death trial %2d: kill %s -> routing change in %v (majority of observers down after %v)\n", i+1, site,
+			d.Round(time.Millisecond), detect.Round(time.Millisecond))
 		if err := sim.RestoreSite(site); err != nil {
 			return err
 		}
@@ -155,6 +180,11 @@ func detect(args []string) error {
 	slices.Sort(lat)
 	fmt.Printf("\nsite death -> routing change, %d trials, %v probes, rise/fall 2/2:\n", len(lat), *interval)
 	fmt.Printf("  min %v  p50 %v  p90 %v  p99 %v  max %v\n", lat[0].Round(time.Millisecond), pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[len(lat)-1].Round(time.Millisecond))
+	if len(decideLat) > 0 {
+		slices.Sort(decideLat)
+		fmt.Printf("  of which store + decision (majority's \"down\" seen -> routing change seen): p50 %v  p99 %v  max %v\n",
+			pct(decideLat, 50), pct(decideLat, 99), decideLat[len(decideLat)-1].Round(time.Millisecond))
+	}
 	fmt.Printf("false failovers in %d partition trials: %d\n", *ptrials, falseFailovers)
 	return nil
 }
