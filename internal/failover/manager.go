@@ -250,6 +250,17 @@ func (m *Manager) Failover(ctx context.Context, req Request) (Result, error) {
 	}
 	in.Candidates = m.candidates(ctx, primary)
 	d := Evaluate(in)
+	// A replica that missed one probe (a loaded host, a lost packet) gets
+	// two more chances before the failover is refused for want of one.
+	for try := 0; try < 2 && errors.Is(d.Err, ErrNoCandidate) && anyUnreachable(in.Candidates); try++ {
+		select {
+		case <-ctx.Done():
+			return Result{Decision: d}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		in.Candidates = m.candidates(ctx, primary)
+		d = Evaluate(in)
+	}
 	if d.Err != nil {
 		m.audit(ctx, Event{Kind: "failover-refused", Who: who, Reason: why, Epoch: ep.Epoch, From: primary, Notes: d.Notes, Error: d.Err.Error(), Overrides: overrides(req)})
 		return Result{Decision: d}, d.Err
@@ -411,4 +422,13 @@ func overrides(req Request) map[string]Override {
 		return nil
 	}
 	return out
+}
+
+func anyUnreachable(cs []Candidate) bool {
+	for _, c := range cs {
+		if !c.Reachable {
+			return true
+		}
+	}
+	return false
 }
