@@ -335,6 +335,12 @@ type ServiceOutcome struct {
 	// the burnt site's addresses (moved services only). Zero: not seen
 	// within the wait.
 	RoutedIn, DNSIn time.Duration
+	// BlockedBy names a hard dependency (direct or not) that went dark:
+	// the service was re-routed but cannot work without it.
+	BlockedBy string
+	// CapacityLeft is the declared capacity of the routed targets after
+	// the burn, and Peak the service's declared peak (0: not declared).
+	CapacityLeft, Peak int
 }
 
 // Burn kills site at once — its node (no graceful leave: no resignation,
@@ -452,14 +458,62 @@ func (d *Demo) Burn(ctx context.Context, site string, wait time.Duration) (*Burn
 		select {
 		case <-wctx.Done():
 			wg.Wait()
-			res.Services = deref(outs)
+			res.Services = d.explain(deref(outs), site)
 			return res, nil
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	wg.Wait()
-	res.Services = deref(outs)
+	res.Services = d.explain(deref(outs), site)
 	return res, nil
+}
+
+// explain adds what routing alone does not say: hard dependencies that
+// went dark, and the capacity left against the declared peak.
+func (d *Demo) explain(outs []ServiceOutcome, site string) []ServiceOutcome {
+	dark := map[string]bool{}
+	for _, o := range outs {
+		if o.Dark {
+			dark[o.Service] = true
+		}
+	}
+	var blocked func(name string, seen map[string]bool) string
+	blocked = func(name string, seen map[string]bool) string {
+		svc := d.top.Service(name)
+		if svc == nil || seen[name] {
+			return ""
+		}
+		seen[name] = true
+		for _, dep := range svc.DependsOn {
+			if !dep.Hard {
+				continue
+			}
+			if dark[dep.Target] {
+				return dep.Target
+			}
+			if b := blocked(dep.Target, seen); b != "" {
+				return b
+			}
+		}
+		return ""
+	}
+	for i := range outs {
+		o := &outs[i]
+		svc := d.top.Service(o.Service)
+		if svc == nil {
+			continue
+		}
+		if o.Moved {
+			o.BlockedBy = blocked(o.Service, map[string]bool{})
+		}
+		o.Peak = svc.Peak
+		for _, ep := range svc.Endpoints {
+			if ep.Site != site && slices.Contains(o.After, ep.Site) {
+				o.CapacityLeft += ep.Capacity
+			}
+		}
+	}
+	return outs
 }
 
 func deref(in []*ServiceOutcome) []ServiceOutcome {

@@ -41,6 +41,12 @@ func (b *Burned) WriteSummary(w io.Writer) {
 	for _, o := range b.Services {
 		outcome := "still routed to " + b.Site + " (not seen to change)"
 		switch {
+		case o.Moved && o.BlockedBy != "":
+			outcome = "moved, but DOWN: needs " + o.BlockedBy + " (dark)"
+			dark = append(dark, o.Service)
+		case o.Moved && o.Peak > 0 && o.CapacityLeft < o.Peak:
+			outcome = fmt.Sprintf("moved, DEGRADED: capacity %d of peak %d", o.CapacityLeft, o.Peak)
+			moved = append(moved, o.Service)
 		case o.Moved:
 			outcome = "moved"
 			moved = append(moved, o.Service)
@@ -63,8 +69,9 @@ func (b *Burned) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  DNS answers changed on %s: %s (slowest service)\n", b.DNSServer, dur(worstDNS))
 	}
 	if len(dark) > 0 {
-		fmt.Fprintf(w, "  went dark: %s — every endpoint was in %s. firebreak cannot invent capacity:\n"+
-			"  it keeps the last targets (fail-open) and raises an alarm. This is the 2022 layout.\n", strings.Join(dark, ", "), b.Site)
+		fmt.Fprintf(w, "  went dark: %s — every endpoint (or a hard dependency's) was in %s.\n"+
+			"  firebreak cannot invent capacity: it keeps the last targets (fail-open) and raises\n"+
+			"  an alarm. This is the 2022 layout; \"firebreak analyze\" says so before the fire.\n", strings.Join(dark, ", "), b.Site)
 	}
 	switch {
 	case b.LeaderBefore == "":

@@ -1,0 +1,135 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak/firebreak/internal/topology"
+)
+
+// testBlocks moves the demo onto this package's test addresses.
+var testBlocks = map[string]string{"127.0.1.": "127.0.71.", "127.0.2.": "127.0.72.", "127.0.3.": "127.0.73."}
+
+// listening lists every address the demo's topology makes it listen on.
+func listening(t *testing.T, top *topology.Topology) []string {
+	t.Helper()
+	var out []string
+	for _, n := range top.Nodes {
+		out = append(out, n.API, n.DNS, strings.TrimPrefix(n.Client, "http://"), strings.TrimPrefix(n.Peer, "http://"))
+	}
+	for _, ep := range top.Endpoints() {
+		out = append(out, net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port)))
+	}
+	return out
+}
+
+// TestBurnPangyo runs the whole demo on loopback, burns pangyo and checks
+// what a viewer is told: the N+1 company moves, the 2022 layout goes dark,
+// a leader survives, and nothing is left listening afterwards.
+func TestBurnPangyo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three etcd members")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	src := Relocate(Topology, testBlocks)
+	d, err := Start(ctx, Config{Topology: src, DataDir: t.TempDir(), LeaseTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	top := d.Topology()
+	if d.Token == "" || d.Leader() == "" {
+		t.Fatalf("token %q leader %q after Start", d.Token, d.Leader())
+	}
+	var welcome bytes.Buffer
+	d.WriteWelcome(&welcome)
+	if !strings.Contains(welcome.String(), "http://127.0.72.1:8080/") || !strings.Contains(welcome.String(), d.Token) {
+		t.Errorf("welcome does not show the dashboard or the token:\n%s", welcome.String())
+	}
+
+	res, err := d.Burn(ctx, "pangyo", 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum bytes.Buffer
+	res.WriteSummary(&sum)
+	t.Log(sum.String())
+	got := map[string]ServiceOutcome{}
+	for _, o := range res.Services {
+		got[o.Service] = o
+	}
+	for _, s := range top.Services {
+		inPangyo := false
+		for _, ep := range s.Endpoints {
+			inPangyo = inPangyo || ep.Site == "pangyo"
+		}
+		o, ok := got[s.Name]
+		if ok != inPangyo {
+			t.Errorf("%s: reported %v, has an endpoint in pangyo %v", s.Name, ok, inPangyo)
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s.Name, "new-"):
+			if !o.Moved || o.BlockedBy != "" || o.RoutedIn == 0 || o.DNSIn == 0 {
+				t.Errorf("%s: want moved with routing and DNS times, got %+v", s.Name, o)
+			}
+			for _, site := range o.After {
+				if site == "pangyo" {
+					t.Errorf("%s: still routed to pangyo: %v", s.Name, o.After)
+				}
+			}
+		case s.Name == "old-messenger":
+			// Its gasan endpoint is healthy, but it needs old-login.
+			if o.BlockedBy != "old-login" {
+				t.Errorf("old-messenger: want blocked by old-login, got %+v", o)
+			}
+		default:
+			if !o.Dark || o.Moved {
+				t.Errorf("%s: want dark (no healthy route), got %+v", s.Name, o)
+			}
+		}
+	}
+	if res.LeaderAfter == "" || res.LeaderAfter == "fb-pangyo" {
+		t.Errorf("leader after the burn = %q (before %q)", res.LeaderAfter, res.LeaderBefore)
+	}
+	if res.LeaderBefore == "fb-pangyo" && res.LeaderIn == 0 {
+		t.Errorf("the leader burnt but no take-over time was measured")
+	}
+
+	// Restore brings pangyo back into the routing of the N+1 services.
+	if err := d.Restore(ctx, "pangyo"); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if !d.Sites()["pangyo"] {
+		t.Error("pangyo not running after restore")
+	}
+
+	if err := d.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	for _, addr := range listening(t, top) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Close", addr)
+		}
+	}
+}
+
+func TestRelocate(t *testing.T) {
+	src := Relocate(Topology, testBlocks)
+	if bytes.Contains(src, []byte("127.0.1.")) || !bytes.Contains(src, []byte("127.0.73.1:5353")) {
+		t.Fatalf("relocation incomplete")
+	}
+	if _, err := topology.Parse("relocated", src); err != nil {
+		t.Fatal(err)
+	}
+}
