@@ -630,3 +630,38 @@ func TestGracefulShutdownResignsAndLeaves(t *testing.T) {
 		t.Errorf("write after a member left: %v", err)
 	}
 }
+
+func TestExternalStore(t *testing.T) {
+	// An "external" etcd: a member this node does not own.
+	m, err := store.StartMember(store.MemberConfig{
+		Name: "etcd1", Dir: t.TempDir(), ClientURL: freeURL(t, "127.0.10.8"), PeerURL: freeURL(t, "127.0.10.8"),
+		TickMs: 50, ElectionMs: 500,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	src := "sites:\n  a: {}\nstore:\n  endpoints: [\"" + m.ClientURL() + "\"]\n"
+	top := parse(t, src)
+	member, ext, err := StoreFor(top, nil, "client-only", StoreOptions{})
+	if err != nil || member != nil {
+		t.Fatalf("StoreFor: %v %v", member, err)
+	}
+	n, err := Start(context.Background(), Config{Name: "client-only", Topology: top, TopologySource: []byte(src), External: ext, LeaseTTL: testTTL, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Abort() })
+	if n.Member() != nil {
+		t.Error("a client of an external store runs a member")
+	}
+	waitFor(t, 30*time.Second, "leadership through the external store", n.IsLeader)
+	waitFor(t, 10*time.Second, "topology published", func() bool { _, r := n.Topology(); return r == 1 })
+
+	// The external cluster going away makes the node stale, not dead.
+	m.Close()
+	waitFor(t, 10*time.Second, "stale without the external store", func() bool { s, _ := n.Stale(); return s })
+	if n.IsLeader() {
+		t.Error("still leader without the store")
+	}
+}
