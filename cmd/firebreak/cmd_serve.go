@@ -10,17 +10,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/firebreak/firebreak/internal/auth"
 	"github.com/firebreak/firebreak/internal/node"
+	"github.com/firebreak/firebreak/internal/server"
 	"github.com/firebreak/firebreak/internal/store"
 	"github.com/firebreak/firebreak/internal/topology"
 	"github.com/firebreak/firebreak/internal/yamlnode"
 )
 
-// serveComponents lists what adds parts to a serving node (prober,
-// decider, DNS server, API, runner). Each function gets the cli, the
-// topology the node starts with and this node's entry in it (nil when the
-// topology declares no nodes) and returns the parts to run; add yours here
-// (for example internal/server's assembly).
+// serveComponents lists what adds parts to a serving node beyond
+// internal/server's assembly (prober, decider, DNS server, API, runner),
+// which serve always runs. Each function gets the cli, the topology the
+// node starts with and this node's entry in it (nil when the topology
+// declares no nodes) and returns the parts to run; add yours here.
 var serveComponents []func(c *cli, t *topology.Topology, self *topology.Node) ([]node.Component, error)
 
 type serveFlags struct {
@@ -40,6 +42,8 @@ type serveFlags struct {
 	tickMs          uint
 	electionMs      uint
 	adopt           bool
+	parts           server.Options
+	anonymous       string
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -60,6 +64,12 @@ Where the state lives is decided by the topology:
 The topology file is published to the store when the store holds none;
 afterwards the store's version is authoritative: change it with
 "firebreak apply FILE" and every node picks it up without restart.
+
+On top of the store the node runs every part (internal/server): the
+prober, the decider and the runbook runner (both only while leader), the
+authoritative DNS server (--dns-listen, default the node's dns address) and
+the API with the dashboard and status page (--api-listen, default the
+node's api address).
 
 The node publishes its liveness under a lease (--lease-ttl, default 3s): a
 dead node's keys vanish with it. One node is elected leader for the
@@ -108,6 +118,13 @@ docs/operations.md.`,
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", node.DefaultLeaseTTL, "liveness and leader-election lease TTL (whole seconds)")
 	fl.BoolVar(&f.leaveOnShutdown, "leave-on-shutdown", false, "remove this node's member from the etcd cluster on shutdown (decommission)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fl.StringVar(&f.parts.APIListen, "api-listen", "", `API, dashboard and status page address (default: the node's api address; "-" for none)`)
+	fl.StringVar(&f.parts.DNSListen, "dns-listen", "", `authoritative DNS address, UDP and TCP (default: the node's dns address; "-" for none)`)
+	fl.StringVar(&f.parts.TokensFile, "tokens-file", "", "API tokens file (see docs/api.md); tokens may also live in the store")
+	fl.StringVar(&f.anonymous, "anonymous", "none", "role of API callers without a token: none, viewer, operator or admin (the status page needs none)")
+	fl.BoolVar(&f.parts.NoProbe, "no-probe", false, "do not run the prober on this node")
+	fl.BoolVar(&f.parts.NoDecide, "no-decide", false, "never run the decider here, even as leader")
+	fl.BoolVar(&f.parts.NoRunbooks, "no-runbooks", false, "never run runbooks here, even as leader")
 	fl.BoolVar(&f.adopt, "adopt-data-dir", false, "accept a data dir restored with 'etcdutl snapshot restore' (it has no firebreak marker yet)")
 	fl.UintVar(&f.tickMs, "heartbeat-ms", store.DefaultTickMs, "etcd raft heartbeat interval in ms")
 	fl.UintVar(&f.electionMs, "election-ms", store.DefaultElectionMs, "etcd raft election timeout in ms")
@@ -185,6 +202,17 @@ func runServe(ctx context.Context, c *cli, f *serveFlags) error {
 		Name: name, Topology: top, TopologySource: src, Member: member, External: ext,
 		LeaseTTL: f.leaseTTL, LeaveOnShutdown: f.leaveOnShutdown, Version: version, Logger: log,
 	}
+	if f.anonymous != "none" {
+		if f.parts.Anonymous, err = auth.ParseRole(f.anonymous); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--anonymous: %w", err)}
+		}
+	}
+	f.parts.Logger = log
+	parts, err := server.Components(top, self, f.parts)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg.Components = parts
 	for _, mk := range serveComponents {
 		comps, err := mk(c, top, self)
 		if err != nil {

@@ -55,7 +55,7 @@ func TestServeApplyStatus(t *testing.T) {
 	var serveOut, serveErr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s"}, &serveOut, &serveErr)
+		done <- run(ctx, []string{"serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s", "--api-listen", "-", "--dns-listen", "-"}, &serveOut, &serveErr)
 	}()
 	t.Cleanup(func() {
 		cancel()
