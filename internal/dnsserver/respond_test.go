@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/firebreak/firebreak/internal/routing"
 )
 
 const soaLine = "svc.example. 30 SOA fb-a.ns.svc.example. hostmaster.svc.example. 42 60 10 3600 30"
@@ -341,5 +343,25 @@ func TestStaleTXT(t *testing.T) {
 	want := `svc.example. 30 TXT "revision=42" "stale since 2026-12-01T06:00:00Z"`
 	if g := rrStrings(m.Answer); len(g) != 1 || g[0] != want {
 		t.Fatalf("got %q, want %q", g, want)
+	}
+}
+
+// TestHugeServiceFits: a service with more targets than fit a TCP message
+// still builds (answers are capped) and answers over TCP.
+func TestHugeServiceFits(t *testing.T) {
+	topo := testTopology(t)
+	rt := testRouting(t, topo)
+	var ts []routing.Target
+	for i := 0; i < 3000; i++ {
+		ts = append(ts, routing.Target{ID: strconv.Itoa(i), Site: "a", Address: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}).String(), Port: 80})
+	}
+	rt.Routes["web"] = &routing.Route{Service: "web", Policy: "active-active", Targets: ts}
+	tb, err := build(topo, rt)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	m := ask(t, tb, pack(t, query("web.svc.example.", dns.TypeA)), netip.Addr{}, true)
+	if len(m.Answer) != maxTargets {
+		t.Fatalf("%d answers, want %d", len(m.Answer), maxTargets)
 	}
 }

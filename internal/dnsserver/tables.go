@@ -17,6 +17,11 @@ import (
 // maxRotations bounds the precomputed orderings of one answer.
 const maxRotations = 16
 
+// maxTargets bounds the targets in one answer, so that every answer (SRV
+// with glue included) fits a 64 KiB TCP message; rotation still spreads
+// clients over the first maxTargets of each ordering.
+const maxTargets = 256
+
 // tmpl is one precompiled answer: everything after the question section.
 // Names inside rest may be compressed against the question name at offset
 // 12, which is why a template is only used for a query whose question has
@@ -395,6 +400,9 @@ func (b *builder) addService(owner, name, policy string, route *routing.Route, t
 	}
 	a, aaaa, srv := mk(dns.TypeA), mk(dns.TypeAAAA), mk(dns.TypeSRV)
 	for _, ord := range orders {
+		if len(ord) > maxTargets {
+			ord = ord[:maxTargets]
+		}
 		var va, vaaaa, vsrv, vglue []dns.RR
 		for _, t := range ord {
 			if t.ip.IsValid() {
