@@ -41,14 +41,23 @@ import (
 	"github.com/firebreak/firebreak/internal/ui"
 )
 
+// Listen addresses used when neither the options nor the topology node
+// give one.
+const (
+	DefaultAPIListen = "127.0.0.1:7480"
+	DefaultDNSListen = "127.0.0.1:5353"
+)
+
 // Options are the settings of a serving node that the topology does not
 // carry. Zero values take the documented defaults.
 type Options struct {
 	// APIListen is where the API, dashboard and status page listen
-	// (default: the topology node's api address). "-" turns the API off.
+	// (default: the topology node's api address, else DefaultAPIListen).
+	// "-" turns the API off.
 	APIListen string
 	// DNSListen is the DNS server's UDP and TCP address (default: the
-	// topology node's dns address). "-" turns the DNS server off.
+	// topology node's dns address, else DefaultDNSListen). "-" turns the
+	// DNS server off.
 	DNSListen string
 	// TokensFile is an API tokens file (see package auth); optional, since
 	// tokens can also be kept in the store.
@@ -78,8 +87,7 @@ type Options struct {
 }
 
 // Components returns the parts of a serving node for self (which may be
-// nil when the topology declares no nodes; listen addresses must then be
-// given in opts).
+// nil when the topology declares no nodes).
 func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node.Component, error) {
 	if t == nil {
 		return nil, errors.New("server: a topology is required")
@@ -92,6 +100,18 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 			opts.DNSListen = self.DNS
 		}
 	}
+	if opts.APIListen == "" {
+		opts.APIListen = DefaultAPIListen
+	}
+	if opts.DNSListen == "" {
+		opts.DNSListen = DefaultDNSListen
+	}
+	if opts.TokensFile != "" {
+		// Fail at start, not later in the API's goroutine.
+		if _, err := auth.LoadTokens(opts.TokensFile); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var out []node.Component
@@ -101,11 +121,11 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 	if !opts.NoDecide {
 		out = append(out, &Decider{Tick: opts.DecideTick, Logger: opts.Logger})
 	}
-	if opts.DNSListen != "" && opts.DNSListen != "-" {
+	if opts.DNSListen != "-" {
 		out = append(out, &DNS{Listen: opts.DNSListen, Workers: opts.DNSWorkers, SocketBuffer: opts.DNSSocketBuffer,
 			Probe: opts.DNSProbe, Registerer: reg, Logger: opts.Logger})
 	}
-	if opts.APIListen != "" && opts.APIListen != "-" {
+	if opts.APIListen != "-" {
 		logger := opts.Logger
 		title := opts.UITitle
 		out = append(out, &api.Component{
@@ -121,8 +141,6 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 				return ui.New(st, ui.Options{Auth: a, Title: title}, l)
 			},
 		})
-	} else if opts.APIListen == "" {
-		return nil, errors.New("server: no API address: give the node an api address in the topology, or an API listen address (\"-\" for none)")
 	}
 	if !opts.NoRunbooks {
 		out = append(out, &Runbooks{Logger: opts.Logger})
