@@ -262,6 +262,9 @@ func (w *worker) respond(tb *tables, q, out []byte, client netip.Addr, tcp bool)
 	if pq.opcode != 0 {
 		return w.emit(q, out, nil, rcodeNotImp, false, true, tcp), false
 	}
+	if tcp && (pq.qtype == typeAXFR || pq.qtype == typeIXFR) {
+		return 0, true // an IXFR query carries the client's SOA in authority
+	}
 	if an != 0 || ns != 0 || !w.parseAdditional(q, off+4, int(ar)) {
 		pq.edns, pq.ecs = false, false // do not echo a malformed OPT
 		return w.emit(q, out, nil, rcodeFormErr, false, true, tcp), false

@@ -257,6 +257,24 @@ func TestAXFR(t *testing.T) {
 			t.Fatalf("%s signed query: answer %v, tsig %v", proto, r.Answer, r.IsTsig())
 		}
 	}
+	// IXFR (with the client's SOA in authority) gets a full transfer.
+	ixfr := new(dns.Msg)
+	ixfr.SetIxfr("svc.example.", 1, "ns.x.", "h.x.")
+	ixfr.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
+	ich, err := (&dns.Transfer{TsigSecret: map[string]string{key: secret}}).In(ixfr, addr)
+	if err != nil {
+		t.Fatalf("ixfr: %v", err)
+	}
+	n := 0
+	for env := range ich {
+		if env.Error != nil {
+			t.Fatalf("ixfr: %v", env.Error)
+		}
+		n += len(env.RR)
+	}
+	if n != len(rrs) {
+		t.Fatalf("ixfr: %d records, want the full zone (%d)", n, len(rrs))
+	}
 	if _, err := xfr(false, ""); err == nil {
 		t.Error("unsigned transfer allowed although TSIG is configured")
 	}
