@@ -119,6 +119,8 @@ type builder struct {
 	sites []string
 	soa   *dns.SOA
 	txt   []string
+	// nodata is the NODATA template shared by every name (uncompressed SOA).
+	nodata *tmpl
 }
 
 // build compiles the answer tables for topology t and routing rt. rt may be
@@ -556,6 +558,8 @@ func (b *builder) compile() (*tables, error) {
 		return nil, fmt.Errorf("pack soa: %w", err)
 	}
 	tb.nx = &tmpl{rcode: dns.RcodeNameError, ns: 1, rest: nxBuf[:off:off], cut: off}
+	// NODATA shares the same uncompressed SOA: one template for every name.
+	b.nodata = &tmpl{rcode: dns.RcodeSuccess, ns: 1, rest: tb.nx.rest, cut: off}
 
 	tb.axfr = append(tb.axfr, b.soa)
 	sort.Strings(b.order)
@@ -611,10 +615,7 @@ func (b *builder) compile() (*tables, error) {
 			}
 			add(&rrset{qtype: dns.TypeANY, variants: []tmpl{*anyRR}})
 		}
-		nd.nodata, err = b.pack(name, dns.TypeA, nil, []dns.RR{&soaNeg}, nil, 0)
-		if err != nil {
-			return nil, err
-		}
+		nd.nodata = b.nodata
 		tb.names[string(key)] = nd
 	}
 	return tb, nil
@@ -637,17 +638,15 @@ func (b *builder) compileSet(name string, qt uint16, zs *zoneRR, prefix []dns.RR
 	var ts []*tmpl
 	for i, v := range zs.variants {
 		ans := append(append([]dns.RR{}, prefix...), v...)
-		var ns []dns.RR
 		if len(ans) == 0 {
-			soaNeg := *b.soa
-			soaNeg.Hdr.Ttl = min(b.ttl, b.soa.Minttl)
-			ns = []dns.RR{&soaNeg}
+			ts = append(ts, b.nodata) // no target in this variant: NODATA
+			continue
 		}
 		var extra []dns.RR
 		if i < len(zs.extra) {
 			extra = zs.extra[i]
 		}
-		t, err := b.pack(name, qt, ans, ns, extra, 0)
+		t, err := b.pack(name, qt, ans, nil, extra, 0)
 		if err != nil {
 			return nil, err
 		}
