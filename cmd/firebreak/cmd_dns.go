@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/firebreak/firebreak/internal/dnsserver"
+	"github.com/firebreak/firebreak/internal/store"
 	"github.com/firebreak/firebreak/internal/topology"
 )
 
@@ -55,7 +56,9 @@ Routing comes from one of:
                      mapping service names to routes; re-read when it changes.
   --endpoints URLS   the store (etcd): the routing keys are watched, and when
                      the store is unreachable the last answers keep being
-                     served while TXT records say "stale since T".
+                     served while TXT records say "stale since T". The
+                     topology's store TLS files (store.caFile, certFile,
+                     keyFile), when set, secure the connection.
 With neither, every declared endpoint is answered (as if all were healthy).
 
 Names answered: the apex (SOA, NS <node>.ns.<zone> with glue, TXT), each
@@ -152,7 +155,12 @@ func runDNS(ctx context.Context, c *cli, f *dnsFlags) error {
 		defer fs.Close()
 		src = fs
 	case len(f.endpoints) > 0:
-		cli, err := clientv3.New(clientv3.Config{Endpoints: f.endpoints, DialTimeout: f.dialTimout, Logger: zap.NewNop()})
+		// The topology's store TLS files, when declared, secure the client.
+		tlsCfg, err := store.TLSFiles{CAFile: topo.Store.CAFile, CertFile: topo.Store.CertFile, KeyFile: topo.Store.KeyFile}.ClientConfig()
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("dns: %w", err)}
+		}
+		cli, err := clientv3.New(clientv3.Config{Endpoints: f.endpoints, DialTimeout: f.dialTimout, TLS: tlsCfg, Logger: zap.NewNop()})
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("dns: connect to store %s: %w", strings.Join(f.endpoints, ","), err)}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/firebreak/firebreak/internal/store"
 )
 
 const dnsTestTopology = `
@@ -105,4 +111,86 @@ func TestDNSCommandErrors(t *testing.T) {
 	if code != 2 || !strings.Contains(errb.String(), "exclusive") {
 		t.Fatalf("code %d stderr %q", code, errb.String())
 	}
+}
+
+// TestDNSCommandStore follows routing from a real (embedded) etcd.
+func TestDNSCommandStore(t *testing.T) {
+	const host = "127.0.30.40"
+	cfg := embed.NewConfig()
+	cfg.Name = "dns-cmd"
+	cfg.Dir = t.TempDir()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(freeTCPPort(t, host)))
+	pu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(freeTCPPort(t, host)))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("etcd not ready")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, store.RoutingPrefix+"web", `{"service":"web","policy":"active-active","targets":[{"id":"w","site":"b","address":"10.2.0.10","port":80}]}`); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topo.yaml")
+	if err := os.WriteFile(topo, []byte(dnsTestTopology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := host + ":" + strconv.Itoa(freeTCPPort(t, host))
+	rctx, rcancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(rctx, []string{"dns", "--topology", topo, "--endpoints", cu.String(), "--listen", addr, "--workers", "1", "--log-level", "error"}, &out, &errb)
+	}()
+	t.Cleanup(func() {
+		rcancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit %d: %s", code, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("dns command did not stop")
+		}
+	})
+	c := &dns.Client{Timeout: 300 * time.Millisecond}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m := new(dns.Msg)
+		m.SetQuestion("web.svc.example.", dns.TypeA)
+		r, _, err := c.Exchange(m, addr)
+		if err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "10.2.0.10" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never answered from the store: %v %v; stderr %s", r, err, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeTCPPort(t *testing.T, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
