@@ -120,8 +120,8 @@ func TestDNSCommandStore(t *testing.T) {
 	cfg.Name = "dns-cmd"
 	cfg.Dir = t.TempDir()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(freeTCPPort(t, host)))
-	pu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(freeTCPPort(t, host)))
+	cu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(dnsTestPort(t, host)))
+	pu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(dnsTestPort(t, host)))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
@@ -151,7 +151,7 @@ func TestDNSCommandStore(t *testing.T) {
 	if err := os.WriteFile(topo, []byte(dnsTestTopology), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := host + ":" + strconv.Itoa(freeTCPPort(t, host))
+	addr := host + ":" + strconv.Itoa(dnsTestPort(t, host))
 	rctx, rcancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
@@ -185,7 +185,7 @@ func TestDNSCommandStore(t *testing.T) {
 	}
 }
 
-func freeTCPPort(t *testing.T, host string) int {
+func dnsTestPort(t *testing.T, host string) int {
 	t.Helper()
 	l, err := net.Listen("tcp", host+":0")
 	if err != nil {
