@@ -100,10 +100,15 @@ func runDemo(ctx context.Context, c *cli, f *demoFlags, in *os.File) error {
 	}
 	defer func() {
 		fmt.Fprintln(out, "stopping: nodes, etcd members, backends...")
+		t0 := time.Now()
 		if err := d.Close(); err != nil {
 			fmt.Fprintln(c.stderr, "demo cleanup:", err)
 		}
-		fmt.Fprintln(out, "stopped; nothing is left listening.")
+		if left := d.StillListening(); len(left) > 0 {
+			fmt.Fprintln(c.stderr, "demo cleanup: still listening:", strings.Join(left, " "))
+			return
+		}
+		fmt.Fprintf(out, "stopped in %s; checked: nothing is left listening.\n", time.Since(t0).Round(100*time.Millisecond))
 	}()
 	fmt.Fprintf(out, "ready in %s\n\n", time.Since(began).Round(100*time.Millisecond))
 	d.WriteWelcome(out)

@@ -115,12 +115,19 @@ func TestBurnPangyo(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Errorf("close: %v", err)
 	}
-	for _, addr := range listening(t, top) {
+	addrs := listening(t, top)
+	if len(d.Addresses()) != len(addrs) {
+		t.Errorf("Addresses lists %d, want %d", len(d.Addresses()), len(addrs))
+	}
+	for _, addr := range addrs {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			t.Errorf("%s still accepts connections after Close", addr)
 		}
+	}
+	if l := d.StillListening(); len(l) != 0 {
+		t.Errorf("StillListening after Close: %v", l)
 	}
 }
 

@@ -84,6 +84,10 @@ func (b *Burned) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  leader: %s, unchanged (it was not in %s)\n", b.LeaderAfter, b.Site)
 	}
 	fmt.Fprintln(w, "  (times from the burn; routing read through a surviving node, DNS asked over UDP)")
+	if b.HoldDownLeft > 0 {
+		fmt.Fprintf(w, "  note: routes had changed just before the burn; the decider's hold-down kept them\n"+
+			"  for up to %s more, so these times include dampening (burn later to see detection alone)\n", dur(b.HoldDownLeft))
+	}
 }
 
 func dur(d time.Duration) string {
