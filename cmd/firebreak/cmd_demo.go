@@ -53,13 +53,16 @@ tests). Ctrl-C stops everything and removes the data (unless --data-dir).`,
   # scripted: burn pangyo 10 s after start, exit 25 s after the burn
   firebreak demo --burn pangyo --after 10s --exit-after 25s
 
+  # burn wherever the leader runs: watch the leadership move
+  firebreak demo --burn leader --after 10s --exit-after 10s
+
   # keep the etcd data
   firebreak demo --data-dir /tmp/fb-demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), c, f, os.Stdin) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.burn, "burn", "", "burn this site without asking (pangyo, gasan or ansan)")
+	fl.StringVar(&f.burn, "burn", "", `burn this site without asking (pangyo, gasan, ansan, or "leader": the leader's site)`)
 	fl.DurationVar(&f.after, "after", 10*time.Second, "with --burn: how long after start to burn")
 	fl.DurationVar(&f.exitAfter, "exit-after", 0, "exit this long after the burn (or after start without --burn); 0 runs until Ctrl-C")
 	fl.StringVar(&f.dataDir, "data-dir", "", "keep the nodes' etcd data here (default: a temporary dir removed at exit)")
@@ -139,7 +142,7 @@ func runDemo(ctx context.Context, c *cli, f *demoFlags, in *os.File) error {
 
 	switch {
 	case f.burn != "":
-		if _, ok := d.Sites()[f.burn]; !ok {
+		if _, ok := d.Sites()[f.burn]; !ok && f.burn != "leader" {
 			return &exitError{code: 2, err: fmt.Errorf("--burn %s: no such site", f.burn)}
 		}
 		fmt.Fprintf(out, "\nburning %s in %s (--burn)\n", f.burn, f.after)
@@ -158,7 +161,7 @@ func runDemo(ctx context.Context, c *cli, f *demoFlags, in *os.File) error {
 			close(lines)
 		}()
 		for {
-			fmt.Fprintf(out, "\nburn which site? [%s, restore SITE, q to quit] ", strings.Join(siteList(d), "/"))
+			fmt.Fprintf(out, "\nburn which site? [%s/leader, restore SITE, q to quit] ", strings.Join(siteList(d), "/"))
 			var line string
 			var ok bool
 			select {

@@ -351,9 +351,15 @@ type ServiceOutcome struct {
 // no lease revocation, its etcd member stopped), and its backends — then
 // measures, through a surviving node, how long routing and DNS took to
 // move and who leads afterwards. It waits at most wait (default 30s).
+// Site "leader" burns the site of the current leader.
 func (d *Demo) Burn(ctx context.Context, site string, wait time.Duration) (*Burned, error) {
 	if wait <= 0 {
 		wait = 30 * time.Second
+	}
+	if site == "leader" {
+		if tn := d.top.Node(d.Leader()); tn != nil {
+			site = tn.Site
+		}
 	}
 	d.mu.Lock()
 	victim, ok := d.nodes[site]
