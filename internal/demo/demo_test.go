@@ -3,7 +3,9 @@ package demo
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,6 +53,32 @@ func TestBurnPangyo(t *testing.T) {
 	d.WriteWelcome(&welcome)
 	if !strings.Contains(welcome.String(), "http://127.0.72.1:8080/") || !strings.Contains(welcome.String(), d.Token) {
 		t.Errorf("welcome does not show the dashboard or the token:\n%s", welcome.String())
+	}
+
+	// The printed operator token is accepted by every node's API.
+	poll := func(url string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, n := range top.Nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := poll("http://" + n.API + "/api/v1/whoami")
+			if code == http.StatusOK && strings.Contains(body, `"operator"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: whoami with the operator token: %d %s", n.Name, code, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 
 	res, err := d.Burn(ctx, "pangyo", 20*time.Second)
