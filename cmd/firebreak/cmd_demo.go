@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/firebreak/firebreak/internal/demo"
 )
@@ -73,12 +74,14 @@ tests). Ctrl-C stops everything and removes the data (unless --data-dir).`,
 	return cmd
 }
 
+// isTTY reports whether in is a terminal (not merely a character device
+// such as /dev/null).
 func isTTY(in *os.File) bool {
 	if in == nil {
 		return false
 	}
-	st, err := in.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func runDemo(ctx context.Context, c *cli, f *demoFlags, in *os.File) error {
