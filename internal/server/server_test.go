@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,8 @@ func poll(t *testing.T, ctx context.Context, what string, ok func() (bool, strin
 func TestServeAssembly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) })
 
 	// The backend.
 	ln, err := net.Listen("tcp", backend)
@@ -176,6 +179,27 @@ func TestServeAssembly(t *testing.T) {
 	}
 	if !n.IsLeader() {
 		t.Error("the only node is not leader")
+	}
+}
+
+// checkGoroutines fails when, after every part stopped, more goroutines run
+// than before the test (allowing a few for the runtime and http's idle
+// connections), once they have had 5 s to end.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines after the test, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
