@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,6 +40,7 @@ func TestBurnPangyo(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	before := runtime.NumGoroutine()
 	src := Relocate(Topology, testBlocks)
 	d, err := Start(ctx, Config{Topology: src, DataDir: t.TempDir(), LeaseTTL: 2 * time.Second})
 	if err != nil {
@@ -156,6 +158,15 @@ func TestBurnPangyo(t *testing.T) {
 	}
 	if l := d.StillListening(); len(l) != 0 {
 		t.Errorf("StillListening after Close: %v", l)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
