@@ -22,6 +22,7 @@ func (d *Demo) WriteWelcome(w io.Writer) {
 	fmt.Fprintf(w, "\n  dashboard     %s   (viewers need no token)\n", u.Dashboard)
 	fmt.Fprintf(w, "  status page   %s\n", u.Status)
 	fmt.Fprintf(w, "  DNS           %s\n", u.Dig)
+	fmt.Fprintf(w, "                %s\n", strings.Replace(u.Dig, "new-messenger.", "old-login.", 1))
 	fmt.Fprintf(w, "  operator token (sign in on the dashboard to drain):\n                %s\n", d.Token)
 	fmt.Fprintf(w, "  leader        %s\n", d.Leader())
 	fmt.Fprintf(w, "\nTwo companies share the sites: old-* is laid out like 2022 (login, taxi and\n"+
