@@ -264,6 +264,10 @@ func TestPartitionedMinority(t *testing.T) {
 	c := startCluster(t, 3)
 	for _, n := range c.nodes {
 		waitFor(t, 30*time.Second, n.Name()+" has quorum", func() bool { s, _ := n.Stale(); return !s })
+		// The startup topology (rev 0) is confirmed from the store shortly
+		// after start; wait for it so "unchanged while stale" is measured
+		// from the store's version, not from a load still in flight.
+		waitFor(t, 30*time.Second, n.Name()+" has the store's topology", func() bool { _, r := n.Topology(); return r > 0 })
 	}
 	// Cut off the leader: the worst case, a leader in a minority.
 	cut := waitLeader(t, 20*time.Second, c.nodes)
