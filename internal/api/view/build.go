@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -209,6 +210,7 @@ func Build(r *Raw) *Snapshot {
 		sv.State = serviceState(len(svc.Endpoints), up, down, sv.Route)
 		s.Services = append(s.Services, sv)
 	}
+	applyDependencies(t, s.Services)
 
 	// Sites.
 	for _, st := range t.Sites {
@@ -249,4 +251,101 @@ func serviceState(n, up, down int, r *routing.Route) string {
 		return StateUp
 	}
 	return StateUnknown
+}
+
+// applyDependencies makes service states dependency- and capacity-aware,
+// so that the dashboard and the status page agree with what users get: a
+// service is down when a hard dependency is down (whatever its own
+// endpoints say), degraded when a hard dependency is degraded, a soft
+// dependency is down, or the capacity it can serve (routed endpoints that
+// are up) is below its peak. States only get worse, so repeating until
+// nothing changes settles chains of dependencies (and ends on cycles).
+// Dependencies on datastores are not judged here: the view has no
+// datastore health.
+func applyDependencies(t *topology.Topology, svcs []Service) {
+	idx := make(map[string]int, len(svcs))
+	for i := range svcs {
+		idx[svcs[i].Name] = i
+	}
+	for i := range svcs {
+		sv := &svcs[i]
+		ts := t.Service(sv.Name)
+		if ts == nil || sv.State == StateDown || sv.State == StateUnknown || ts.Peak <= 0 {
+			continue
+		}
+		if c := servingCapacity(sv); c < ts.Peak {
+			sv.State = StateDegraded
+			sv.StateReason = fmt.Sprintf("capacity %d below peak %d", c, ts.Peak)
+		}
+	}
+	for range len(svcs) + 1 {
+		changed := false
+		for i := range svcs {
+			sv := &svcs[i]
+			ts := t.Service(sv.Name)
+			if ts == nil || sv.State == StateDown {
+				continue
+			}
+			for _, d := range ts.DependsOn {
+				j, ok := idx[d.Target]
+				if !ok {
+					continue
+				}
+				st, reason := dependencyEffect(d.Hard, svcs[j].State)
+				if worse(st, sv.State) {
+					sv.State = st
+					sv.StateReason = reason + " " + d.Target + " is " + svcs[j].State
+					changed = true
+				}
+			}
+		}
+		if !changed {
+			return
+		}
+	}
+}
+
+// dependencyEffect is the state a dependency in state dep imposes on its
+// dependant (StateUp: none).
+func dependencyEffect(hard bool, dep string) (state, reason string) {
+	switch {
+	case hard && dep == StateDown:
+		return StateDown, "hard dependency"
+	case hard && dep == StateDegraded:
+		return StateDegraded, "hard dependency"
+	case !hard && dep == StateDown:
+		return StateDegraded, "soft dependency"
+	}
+	return StateUp, ""
+}
+
+// worse reports whether state a is worse than b (unknown counts as up:
+// a dependency does not make an unknown service known).
+func worse(a, b string) bool {
+	rank := func(s string) int {
+		switch s {
+		case StateDown:
+			return 2
+		case StateDegraded:
+			return 1
+		}
+		return 0
+	}
+	return rank(a) > rank(b)
+}
+
+// servingCapacity is the capacity of the service's endpoints that are up
+// and routed (all up endpoints before the leader wrote a route).
+func servingCapacity(sv *Service) int {
+	c := 0
+	for _, e := range sv.Endpoints {
+		if e.State == StateUp && (sv.Route == nil || e.Routed) {
+			n := e.Capacity
+			if n <= 0 {
+				n = topology.DefaultCapacity
+			}
+			c += n
+		}
+	}
+	return c
 }

@@ -95,9 +95,14 @@ type Service struct {
 	Tier        int    `json:"tier"`
 	Policy      string `json:"policy"`
 	DNSName     string `json:"dnsName,omitempty"`
-	// State is up (every endpoint up), degraded (some down, or routing is
-	// failing open) or down (every endpoint down).
+	// State is up (every endpoint up), degraded (some down, routing is
+	// failing open, a soft dependency is down, a hard one degraded, or the
+	// serving capacity is below the service's peak) or down (every
+	// endpoint down, or a hard dependency down).
 	State string `json:"state"`
+	// StateReason says why the state is worse than the endpoints alone
+	// show (a dependency, capacity); empty otherwise.
+	StateReason string `json:"stateReason,omitempty"`
 	// Route is the current routing, nil before the leader wrote one.
 	Route     *routing.Route `json:"route"`
 	Endpoints []Endpoint     `json:"endpoints"`
