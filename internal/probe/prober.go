@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/firebreak/firebreak/internal/store"
@@ -39,6 +40,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Registerer, when set, receives the prober's metrics: check latency
+	// by check type and result (firebreak_probe_check_duration_seconds)
+	// and observed transitions (firebreak_probe_transitions_total).
+	// Probers restarted with the same Registerer share the series.
+	Registerer prometheus.Registerer
 }
 
 // Prober checks the endpoints assigned to one node and writes its
@@ -48,6 +54,7 @@ type Prober struct {
 	log      *slog.Logger
 	checkers *Checkers
 	sched    *Scheduler
+	m        *metrics
 	eps      map[string]*topology.Endpoint
 	svc      map[string]*topology.Service
 
@@ -79,7 +86,15 @@ func NewProber(cfg Config) (*Prober, error) {
 	p := &Prober{cfg: cfg, log: cfg.Logger.With("component", "probe", "node", cfg.Node),
 		checkers: NewCheckers(cfg.Dial), eps: map[string]*topology.Endpoint{}, svc: map[string]*topology.Service{},
 		pending: map[string]*Observation{}, deletes: map[string]bool{}, kick: make(chan struct{}, 1)}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("probe: metrics: %w", err)
+	}
+	p.m = m
 	p.sched = NewScheduler(cfg.Workers, p.transition)
+	if m != nil {
+		p.sched.onCheck = func(t *Target, d time.Duration, err error) { m.check(t.Type, d, err) }
+	}
 	for _, s := range cfg.Topology.Services {
 		for _, ep := range s.Endpoints {
 			p.eps[ep.ID()] = ep
@@ -168,7 +183,7 @@ func (p *Prober) reassign(live map[string]bool) {
 			continue
 		}
 		ts = append(ts, Target{ID: id, Interval: svc.Check.Interval, Timeout: svc.Check.Timeout,
-			Rise: svc.Check.Rise, Fall: svc.Check.Fall, Checker: c})
+			Rise: svc.Check.Rise, Fall: svc.Check.Fall, Checker: c, Type: checkType(svc.Check.Type)})
 	}
 	removed := p.sched.Set(ts)
 	if len(removed) > 0 {
@@ -190,6 +205,9 @@ func (p *Prober) reassign(live map[string]bool) {
 // writer and return at once, so checks go on even while the store is slow
 // or unreachable. Only the newest opinion per endpoint is kept.
 func (p *Prober) transition(tr Transition) {
+	if svc := p.svc[tr.ID]; svc != nil {
+		p.m.transition(checkType(svc.Check.Type), tr.Up)
+	}
 	o := &Observation{Observer: p.cfg.Node, Endpoint: tr.ID, Up: tr.Up, Since: tr.At}
 	if tr.Err != nil {
 		o.Detail = tr.Err.Error()
@@ -271,4 +289,12 @@ func (p *Prober) flush(ctx context.Context) {
 		p.mu.Unlock()
 		return
 	}
+}
+
+// checkType is the metrics label of a check type (default tcp).
+func checkType(t string) string {
+	if t == "" {
+		return topology.CheckTCP
+	}
+	return t
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/firebreak/firebreak/internal/decide/sitesim"
@@ -79,9 +81,15 @@ func TestProberRebalances(t *testing.T) {
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, l.Addr().String())
 	}
-	pr, err := probe.NewProber(probe.Config{Node: "n0", Topology: topo, Client: cli, Lease: leases["n0"], Dial: dial})
+	reg := prometheus.NewRegistry()
+	pr, err := probe.NewProber(probe.Config{Node: "n0", Topology: topo, Client: cli, Lease: leases["n0"], Dial: dial, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A prober restarted on the same registry (new topology, new lease)
+	// shares the series instead of failing to register.
+	if _, err := probe.NewProber(probe.Config{Node: "n0", Topology: topo, Client: cli, Lease: leases["n0"], Registerer: reg}); err != nil {
+		t.Fatalf("second prober on the same registry: %v", err)
 	}
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -121,6 +129,10 @@ func TestProberRebalances(t *testing.T) {
 		t.Fatalf("n0 assigned %d of 50 endpoints; want its own 10 plus a share", len(before))
 	}
 	waitFor(before)
+	checks, ups := probeMetrics(t, reg)
+	if checks < uint64(len(before)) || ups < float64(len(before)) {
+		t.Fatalf("metrics: %d tcp ok checks, %v transitions to up; want at least %d each", checks, ups, len(before))
+	}
 
 	// n3 dies: n0 takes over part of its share.
 	if _, err := cli.Revoke(ctx, leases["n3"]); err != nil {
@@ -145,4 +157,37 @@ func TestProberRebalances(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(before)
+}
+
+// probeMetrics returns the number of successful tcp checks observed and
+// the number of transitions to up, as gathered from reg.
+func probeMetrics(t *testing.T, reg *prometheus.Registry) (checks uint64, ups float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := func(m *dto.Metric) map[string]string {
+		out := map[string]string{}
+		for _, l := range m.GetLabel() {
+			out[l.GetName()] = l.GetValue()
+		}
+		return out
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			l := labels(m)
+			switch mf.GetName() {
+			case "firebreak_probe_check_duration_seconds":
+				if l["check"] == "tcp" && l["result"] == "ok" {
+					checks += m.GetHistogram().GetSampleCount()
+				}
+			case "firebreak_probe_transitions_total":
+				if l["check"] == "tcp" && l["to"] == "up" {
+					ups += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return checks, ups
 }

@@ -20,6 +20,9 @@ type Target struct {
 	Interval, Timeout time.Duration
 	Rise, Fall        int
 	Checker           Checker
+	// Type is the check type (topology.Check*), used as a metrics label;
+	// optional.
+	Type string
 }
 
 // Transition is a change of a target's state after hysteresis. The first
@@ -48,7 +51,10 @@ type Stats struct {
 type Scheduler struct {
 	workers      int
 	onTransition func(Transition)
-	now          func() time.Time
+	// onCheck, when set, is called after every completed check with its
+	// duration (from worker goroutines).
+	onCheck func(t *Target, d time.Duration, err error)
+	now     func() time.Time
 
 	mu    sync.Mutex
 	h     dueHeap
@@ -233,6 +239,9 @@ func (s *Scheduler) runOne(ctx context.Context, it *item) {
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled check says nothing about the target
+	}
+	if s.onCheck != nil {
+		s.onCheck(&it.t, s.now().Sub(start), err)
 	}
 	s.checks.Add(1)
 	if err != nil {

@@ -116,7 +116,7 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var out []node.Component
 	if !opts.NoProbe {
-		out = append(out, &Prober{Dial: opts.ProbeDial, Logger: opts.Logger})
+		out = append(out, &Prober{Dial: opts.ProbeDial, Registerer: reg, Logger: opts.Logger})
 	}
 	if !opts.NoDecide {
 		out = append(out, &Decider{Tick: opts.DecideTick, Logger: opts.Logger})
@@ -186,6 +186,8 @@ func followTopology(ctx context.Context, n *node.Node, run func(ctx context.Cont
 type Prober struct {
 	// Dial replaces the checks' dialer (default net.Dialer).
 	Dial probe.DialFunc
+	// Registerer receives the prober's metrics (optional).
+	Registerer prometheus.Registerer
 	// Logger defaults to the node's.
 	Logger *slog.Logger
 }
@@ -198,7 +200,8 @@ func (p *Prober) Run(ctx context.Context, n *node.Node) error {
 	log := logger(p.Logger, n)
 	err := n.WithLease(ctx, func(ctx context.Context, lease clientv3.LeaseID) error {
 		return followTopology(ctx, n, func(ctx context.Context, t *topology.Topology) error {
-			pr, err := probe.NewProber(probe.Config{Node: n.Name(), Topology: t, Client: n.Client(), Lease: lease, Dial: p.Dial, Logger: log})
+			pr, err := probe.NewProber(probe.Config{Node: n.Name(), Topology: t, Client: n.Client(), Lease: lease, Dial: p.Dial,
+				Registerer: p.Registerer, Logger: log})
 			if err != nil {
 				return err
 			}

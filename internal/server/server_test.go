@@ -177,6 +177,12 @@ func TestServeAssembly(t *testing.T) {
 	if code, body := get("/status", ""); code != http.StatusOK {
 		t.Errorf("status page: %d %s", code, body)
 	}
+	// The prober's metrics are on the API's /metrics.
+	poll(t, ctx, "probe metrics on /metrics", func() (bool, string) {
+		code, body := get("/metrics", "viewer-secret-0123456789")
+		return code == http.StatusOK && strings.Contains(body, `firebreak_probe_check_duration_seconds_count{check="http",result="ok"}`) &&
+			strings.Contains(body, `firebreak_probe_transitions_total{check="http",to="up"} 1`), body
+	})
 	if !n.IsLeader() {
 		t.Error("the only node is not leader")
 	}
