@@ -19,7 +19,7 @@ import (
 // /firebreak/v1/tokens/<name> is a JSON StoredToken. Only the SHA-256 of a
 // token is stored. Tokens in the store are shared by every node; a tokens
 // file is per node. Both may be used together.
-const TokensPrefix = store.Prefix + "tokens/"
+const TokensPrefix = store.TokensPrefix
 
 // StoredToken is the value at TokensPrefix+<name>.
 type StoredToken struct {

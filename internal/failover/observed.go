@@ -13,7 +13,7 @@ import (
 // position (JSON Observation). Run writes it so that a failover started on
 // another node, or from the CLI, still knows the "last known lag" after the
 // primary is gone.
-const ObservedPrefix = store.Prefix + "failover/observed/"
+const ObservedPrefix = store.FailoverObservedPrefix
 
 // Observation is the primary's write position at a moment.
 type Observation struct {

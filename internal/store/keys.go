@@ -24,6 +24,8 @@ import (
 //	/firebreak/v1/runs/<run-id>/...          runbook runs: spec, state, per target×step progress
 //	/firebreak/v1/epochs/<datastore>         datastore promotion epoch (compare-and-swap)
 //	/firebreak/v1/audit/<ts>-<seq>           append-only audit log of mutating calls
+//	/firebreak/v1/failover/observed/<ds>     a datastore primary's last observed write position (failover.Observation)
+//	/firebreak/v1/tokens/<name>              an API token: name, role and SHA-256 of the secret (api.StoredToken)
 const (
 	Prefix                 = "/firebreak/v1/"
 	TopologyPrefix         = Prefix + "topology/"
@@ -40,6 +42,8 @@ const (
 	RunsPrefix             = Prefix + "runs/"
 	EpochsPrefix           = Prefix + "epochs/"
 	AuditPrefix            = Prefix + "audit/"
+	FailoverObservedPrefix = Prefix + "failover/observed/"
+	TokensPrefix           = Prefix + "tokens/"
 )
 
 // TopologyKey is the key of topology revision rev.
@@ -83,6 +87,13 @@ func RunPrefix(runID string) string { return RunsPrefix + runID + "/" }
 
 // EpochKey is the promotion epoch of a datastore.
 func EpochKey(datastore string) string { return EpochsPrefix + datastore }
+
+// FailoverObservedKey is the last observed write position of a datastore's
+// primary, kept by every node's failover manager for the "last known lag".
+func FailoverObservedKey(datastore string) string { return FailoverObservedPrefix + datastore }
+
+// TokenKey is an API token kept in the store, by token name.
+func TokenKey(name string) string { return TokensPrefix + name }
 
 // SeqKey builds an append-only key under prefix (HistoryPrefix, AuditPrefix):
 // the UTC time in nanoseconds, zero-padded so keys sort by time, and a
