@@ -117,6 +117,15 @@ func (s *Server) routes() {
 	read("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request, snap *view.Snapshot) {
 		s.replyMore(w, snap, map[string]any{"leader": snap.Leader, "store": snap.Store, "alarms": snap.Alarms})
 	})
+	read("GET /api/v1/datastores", func(w http.ResponseWriter, r *http.Request, snap *view.Snapshot) {
+		out := []view.DatastoreReadiness{}
+		if s.cfg.Readiness != nil {
+			if rs := s.cfg.Readiness(); rs != nil {
+				out = rs
+			}
+		}
+		s.reply(w, snap, "datastores", out)
+	})
 	m.Handle("GET /api/v1/history", s.require(auth.Viewer, s.history))
 	m.Handle("GET /api/v1/events", s.require(auth.Viewer, s.events))
 	m.Handle("GET /api/v1/whoami", s.require(auth.None, func(w http.ResponseWriter, r *http.Request, id auth.Identity) {

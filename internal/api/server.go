@@ -71,6 +71,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxStreams bounds concurrent event streams (default 512).
 	MaxStreams int
+	// Readiness, when set, returns this node's view of every datastore's
+	// failover readiness (GET /api/v1/datastores); nil answers an empty
+	// list.
+	Readiness func() []view.DatastoreReadiness
 }
 
 func (c *Config) defaults() {

@@ -401,3 +401,25 @@ func TestNewValidates(t *testing.T) {
 	}
 	_ = decide.KindDrain
 }
+
+func TestDatastoresReadiness(t *testing.T) {
+	f := fixture()
+	url := newServer(t, "fb-ansan", f, nil)
+	code, _, body := call(t, "GET", url+"/api/v1/datastores", viewerTok, "")
+	if code != 200 || len(body["datastores"].([]any)) != 0 {
+		t.Fatalf("no provider: %d %v", code, body)
+	}
+	url = newServer(t, "fb-ansan", f, func(c *api.Config) {
+		c.Readiness = func() []view.DatastoreReadiness {
+			return []view.DatastoreReadiness{{Datastore: "accounts", Engine: "postgres", Mode: view.FailoverAutomatic, PrimarySite: "pangyo", OK: true}}
+		}
+	})
+	if code, _, _ := call(t, "GET", url+"/api/v1/datastores", "", ""); code != 401 {
+		t.Fatalf("anonymous datastores: %d", code)
+	}
+	code, _, body = call(t, "GET", url+"/api/v1/datastores", viewerTok, "")
+	ds := body["datastores"].([]any)
+	if code != 200 || len(ds) != 1 || ds[0].(map[string]any)["primarySite"] != "pangyo" || body["node"] != "fb-pangyo" {
+		t.Fatalf("datastores: %d %v", code, body)
+	}
+}

@@ -279,6 +279,18 @@ func (c *Client) Snapshot(ctx context.Context) (*view.Snapshot, error) {
 	return &s, nil
 }
 
+// Datastores returns the answering node's failover readiness of every
+// datastore (GET /api/v1/datastores).
+func (c *Client) Datastores(ctx context.Context) ([]view.DatastoreReadiness, error) {
+	var r struct {
+		Datastores []view.DatastoreReadiness `json:"datastores"`
+	}
+	if err := c.do(ctx, "GET", "/api/v1/datastores", nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return r.Datastores, nil
+}
+
 // Routing returns the routing table (GET /api/v1/routing).
 func (c *Client) Routing(ctx context.Context) (*routing.Table, error) {
 	var t routing.Table
