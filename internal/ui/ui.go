@@ -59,6 +59,9 @@ type Options struct {
 	CacheFor time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Readiness, when set, supplies the dashboard's Datastores panel
+	// (failover readiness of every datastore).
+	Readiness func() []view.DatastoreReadiness
 }
 
 // UI is the dashboard and status page handler.
@@ -149,6 +152,8 @@ type dashModel struct {
 	Matrix matrix
 	// Counts for the header.
 	SitesDown, ServicesDown, ServicesDegraded, ActiveOverrides int
+	// Datastores is the failover readiness panel (nil: no panel).
+	Datastores []view.DatastoreReadiness
 }
 
 type matrix struct {
@@ -201,6 +206,9 @@ func (u *UI) dashModel(ctx context.Context, id auth.Identity) (*dashModel, error
 		if o.Active {
 			m.ActiveOverrides++
 		}
+	}
+	if u.opt.Readiness != nil {
+		m.Datastores = u.opt.Readiness()
 	}
 	m.Matrix.Observers = snap.Observers
 	for _, sv := range snap.Services {

@@ -214,3 +214,47 @@ func save(t *testing.T, name string, png []byte) {
 	}
 	t.Logf("screenshot %s", p)
 }
+
+func TestDashboardDatastoresPanel(t *testing.T) {
+	fx := viewtest.New(viewtest.SampleTopology(), "fb-pangyo")
+	authn := &auth.Authenticator{Anonymous: auth.Viewer}
+	rows := []view.DatastoreReadiness{
+		{Datastore: "accounts", Engine: "postgres", Mode: view.FailoverAutomatic, Epoch: 2, PrimarySite: "pangyo", PrimaryUp: true,
+			ReplicaOutsideSite: true, LagKnown: true, LagNow: "120ms", RPO: "5s", LagWithinRPO: true, CapacityOK: true, FencePathOK: true, OK: true, Summary: "accounts: ready"},
+		{Datastore: "search", Engine: "elasticsearch", Mode: view.FailoverManual, PrimarySite: "ansan", RPO: "1m0s", Summary: "search: manual failover"},
+	}
+	for _, tc := range []struct {
+		name  string
+		rows  func() []view.DatastoreReadiness
+		wants []string
+		not   []string
+	}{
+		{"with provider", func() []view.DatastoreReadiness { return rows },
+			[]string{"<h2>Datastores</h2>", `data-datastore="accounts" data-ok="true"`, "120ms / 5s", "epoch 2", `data-datastore="search" data-ok="false"`, "manual"}, nil},
+		{"without provider", nil, nil, []string{"<h2>Datastores</h2>"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := ui.New(fx, ui.Options{Auth: authn, Readiness: tc.rows}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{h: http.Header{}}
+			req, _ := http.NewRequest("GET", "/", nil)
+			u.ServeHTTP(rec, req)
+			body := rec.body.String()
+			if rec.code != 0 && rec.code != 200 {
+				t.Fatalf("dashboard: %d %s", rec.code, body)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(body, w) {
+					t.Errorf("dashboard lacks %q", w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(body, w) {
+					t.Errorf("dashboard has %q", w)
+				}
+			}
+		})
+	}
+}
