@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/firebreak/firebreak/internal/api/view"
 	"github.com/firebreak/firebreak/internal/auth"
 	"github.com/firebreak/firebreak/internal/node"
@@ -38,6 +40,10 @@ type Component struct {
 	// (ui.New); nil serves the API only. It is a function so that this
 	// package does not import the UI.
 	UI func(st view.State, a *auth.Authenticator) (http.Handler, error)
+	// Runs builds the runbook runs handler (Config.Runs) over the node's
+	// store client; nil serves no runs. It is a function so that this
+	// package does not import the runbook runner.
+	Runs func(cli *clientv3.Client) http.Handler
 
 	mu    sync.Mutex
 	state *Etcd
@@ -105,6 +111,9 @@ func (c *Component) Run(ctx context.Context, n *node.Node) error {
 			return fmt.Errorf("api: ui: %w", err)
 		}
 		cfg.UI = h
+	}
+	if c.Runs != nil && cfg.Runs == nil {
+		cfg.Runs = c.Runs(n.Client())
 	}
 	srv, err := New(cfg, st, st, log)
 	if err != nil {

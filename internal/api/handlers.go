@@ -133,6 +133,8 @@ func (s *Server) routes() {
 	}))
 	m.Handle("GET /api/v1/audit", s.require(auth.Admin, s.audit))
 
+	s.runRoutes(m)
+
 	m.Handle("POST /api/v1/sites/{name}/drain", s.mutate("drain", s.drain))
 	m.Handle("POST /api/v1/sites/{name}/undrain", s.mutate("undrain", s.undrain))
 	m.Handle("POST /api/v1/overrides", s.mutate("override.create", s.createOverride))

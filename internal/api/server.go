@@ -75,6 +75,10 @@ type Config struct {
 	// failover readiness (GET /api/v1/datastores); nil answers an empty
 	// list.
 	Readiness func() []view.DatastoreReadiness
+	// Runs, when set, serves runbook runs under RunsPrefix (built with
+	// runbook.Handler(journal, runner, RunsPrefix)): reads need a viewer,
+	// pause/resume/abort an operator and are audited. Nil: 404.
+	Runs http.Handler
 }
 
 func (c *Config) defaults() {

@@ -133,6 +133,9 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 			Config:     api.Config{Registry: reg},
 			TokensFile: opts.TokensFile,
 			Anonymous:  opts.Anonymous,
+			Runs: func(cli *clientv3.Client) http.Handler {
+				return runbook.Handler(runbook.NewEtcdJournal(cli), nil, api.RunsPrefix)
+			},
 			UI: func(st view.State, a *auth.Authenticator) (http.Handler, error) {
 				l := logger
 				if l == nil {

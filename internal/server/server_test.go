@@ -183,6 +183,10 @@ func TestServeAssembly(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(body, `firebreak_probe_check_duration_seconds_count{check="http",result="ok"}`) &&
 			strings.Contains(body, `firebreak_probe_transitions_total{check="http",to="up"} 1`), body
 	})
+	// Runbook runs are served from the store's journal (none yet).
+	if code, body := get("/api/v1/runs", "viewer-secret-0123456789"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("runs: %d %s", code, body)
+	}
 	if !n.IsLeader() {
 		t.Error("the only node is not leader")
 	}
