@@ -50,6 +50,94 @@
     setInterval(refresh, 15000);
   }
 
+  // Runbooks panel: polls the runs API (1 s while a run is running, else
+  // 5 s); hidden when this node serves no runs.
+  var runsBox = document.getElementById("runbooks");
+  if (page === "dashboard" && runsBox) {
+    var runsList = document.getElementById("runs-list");
+    var el = function (tag, attrs, kids) {
+      var e = document.createElement(tag);
+      Object.keys(attrs || {}).forEach(function (k) {
+        if (k === "text") { e.textContent = attrs[k]; } else if (k === "width") { e.style.width = attrs[k]; } else { e.setAttribute(k, attrs[k]); }
+      });
+      (kids || []).forEach(function (c) { if (c) { e.appendChild(c); } });
+      return e;
+    };
+    var fmtDur = function (ms) {
+      var s = Math.round(ms / 1000);
+      if (s < 60) { return s + "s"; }
+      if (s < 3600) { return Math.floor(s / 60) + "m " + (s % 60) + "s"; }
+      return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+    };
+    var when = function (t) { return t ? new Date(t).toISOString().slice(11, 19) + " UTC" : "–"; };
+    var pillClass = { done: "s-up", failed: "s-down", aborted: "s-down", paused: "s-degraded", running: "s-running" };
+    var renderRun = function (p) {
+      var st = p.status || "unknown";
+      var tot = { total: 0, done: 0, failed: 0 };
+      (p.steps || []).forEach(function (s) { tot.total += s.total; tot.done += s.done; tot.failed += s.failed; });
+      var meta = "started " + when(p.started) + " · updated " + when(p.updated) + " · " + tot.done + " / " + tot.total + " targets done";
+      if (tot.failed) { meta += " · " + tot.failed + " failed"; }
+      if (st === "running" || st === "paused") { meta += " · ETA " + (p.eta > 0 ? fmtDur(p.eta / 1e6) : "unknown"); }
+      var rows = (p.steps || []).map(function (s) {
+        var pct = function (n) { return s.total ? (100 * n / s.total).toFixed(2) + "%" : "0"; };
+        var bar = el("div", { "class": "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": String(s.total), "aria-valuenow": String(s.done),
+          "aria-label": s.name + ": " + s.done + " of " + s.total + " done" }, [
+          el("span", { "class": "seg done", width: pct(s.done) }),
+          el("span", { "class": "seg running", width: pct(s.running) }),
+          el("span", { "class": "seg failed", width: pct(s.failed) }),
+          el("span", { "class": "seg blocked", width: pct(s.blocked) })]);
+        return el("tr", { "data-step": s.name }, [el("td", { text: s.name }), el("td", {}, [bar]),
+          el("td", { "class": "num", "data-count": "done", text: s.done + " / " + s.total }),
+          el("td", { "class": "num", text: String(s.running) }), el("td", { "class": "num", "data-count": "failed", text: String(s.failed) }),
+          el("td", { "class": "num", text: String(s.blocked) }), el("td", { "class": "num", text: String(s.retries) })]);
+      });
+      var head = el("tr", {}, ["Step", "Progress", "Done", "Running", "Failed", "Blocked", "Retries"].map(function (h) { return el("th", { text: h }); }));
+      var kids = [
+        el("header", {}, [el("h3", { text: (p.runbook || "runbook") + " " }, [el("span", { "class": "muted small", text: p.runId })]),
+          el("span", { "class": "pill " + (pillClass[st] || ""), text: st })]),
+        el("p", { "class": "muted small", text: meta }),
+        el("div", { "class": "scroll" }, [el("table", { "class": "steps" }, [el("thead", {}, [head]), el("tbody", {}, rows)])])];
+      if (p.failures && p.failures.length) {
+        kids.push(el("ul", { "class": "failures" }, p.failures.slice().reverse().map(function (f) {
+          return el("li", { "data-target": f.target }, [el("span", { "class": "tag " + (f.final ? "bad" : "warn"), text: f.final ? "failed" : "retried" }),
+            el("span", { text: " " + f.step + " · " }), el("strong", { text: f.target }), el("span", { "class": "muted", text: " — " + f.reason })]);
+        })));
+      }
+      return el("article", { "class": "run " + (pillClass[st] || ""), "data-run": p.runId, "data-status": st }, kids);
+    };
+    var runsTimer = null;
+    var pollRuns = function () {
+      var next = 5000;
+      fetch("/api/v1/runs", { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 404) { runsBox.hidden = true; next = 30000; return null; }
+          if (!r.ok) { throw new Error("HTTP " + r.status); }
+          return r.json();
+        })
+        .then(function (list) {
+          if (!list) { return null; }
+          list.sort(function (a, b) { return (b.state.started || "").localeCompare(a.state.started || ""); });
+          return Promise.all(list.slice(0, 5).map(function (run) {
+            return fetch("/api/v1/runs/" + encodeURIComponent(run.id), { credentials: "same-origin", cache: "no-store" })
+              .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); });
+          }));
+        })
+        .then(function (progs) {
+          if (!progs) { return; }
+          runsList.innerHTML = "";
+          if (!progs.length) { runsList.appendChild(el("p", { "class": "muted", text: "No runbook runs yet." })); }
+          progs.forEach(function (p) {
+            runsList.appendChild(renderRun(p));
+            if (p.status === "running") { next = 1000; }
+          });
+          runsBox.hidden = false;
+        })
+        .catch(function () { /* keep the last rendering; retry later */ })
+        .finally(function () { clearTimeout(runsTimer); runsTimer = setTimeout(pollRuns, next); });
+    };
+    pollRuns();
+  }
+
   // Flash messages.
   var flashBox = document.getElementById("flash");
   var flashTimer = null;
