@@ -1,7 +1,8 @@
 // Package server assembles a full firebreak node: given the topology, this
 // node's entry in it and a few options, Components returns the parts that a
 // serving node runs on top of internal/node — the prober, the decider
-// (leader only), the authoritative DNS server, the API with the dashboard and
+// (leader only), the datastore failover managers (automatic failover by the
+// leader), the authoritative DNS server, the API with the dashboard and
 // status page, and the runbook runner's resume-on-leadership. Both
 // `firebreak serve` and `firebreak demo` use this one assembly, so the demo
 // runs exactly what production runs.
@@ -34,6 +35,7 @@ import (
 	"github.com/firebreak/firebreak/internal/auth"
 	"github.com/firebreak/firebreak/internal/decide"
 	"github.com/firebreak/firebreak/internal/dnsserver"
+	"github.com/firebreak/firebreak/internal/failover"
 	"github.com/firebreak/firebreak/internal/node"
 	"github.com/firebreak/firebreak/internal/probe"
 	"github.com/firebreak/firebreak/internal/runbook"
@@ -80,6 +82,21 @@ type Options struct {
 	// DNSProbe is how often the DNS server's routing source checks that
 	// the store is reachable (default 2s).
 	DNSProbe time.Duration
+	// NoFailover turns off the datastore failover managers (and so the
+	// leader's automatic failover and the readiness in the API).
+	NoFailover bool
+	// FailoverEngines maps topology engine names to failover drivers
+	// (default DefaultFailoverEngines: postgres and redis).
+	FailoverEngines map[string]failover.Engine
+	// Fencers maps datastore names to the STONITH fencer used when the
+	// old primary cannot be reached (failover.ExecFencer,
+	// failover.RedfishFencer). Without one, an unreachable primary blocks
+	// automatic failover and people use `firebreak failover`.
+	Fencers map[string]failover.Fencer
+	// FailoverInterval is the readiness round interval (default 1s);
+	// FailoverRetry the least time between automatic attempts on one
+	// datastore (default 10s).
+	FailoverInterval, FailoverRetry time.Duration
 	// UITitle is the dashboard's title (default "firebreak").
 	UITitle string
 	// Logger receives the parts' logs (default: the node's logger).
@@ -121,6 +138,12 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 	if !opts.NoDecide {
 		out = append(out, &Decider{Tick: opts.DecideTick, Logger: opts.Logger})
 	}
+	var fo *Failover
+	if !opts.NoFailover {
+		fo = &Failover{Engines: opts.FailoverEngines, Fencers: opts.Fencers, Interval: opts.FailoverInterval,
+			Retry: opts.FailoverRetry, Logger: opts.Logger}
+		out = append(out, fo)
+	}
 	if opts.DNSListen != "-" {
 		out = append(out, &DNS{Listen: opts.DNSListen, Workers: opts.DNSWorkers, SocketBuffer: opts.DNSSocketBuffer,
 			Probe: opts.DNSProbe, Registerer: reg, Logger: opts.Logger})
@@ -128,9 +151,13 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 	if opts.APIListen != "-" {
 		logger := opts.Logger
 		title := opts.UITitle
+		var readiness func() []view.DatastoreReadiness
+		if fo != nil {
+			readiness = fo.Readiness
+		}
 		out = append(out, &api.Component{
 			Addr:       opts.APIListen,
-			Config:     api.Config{Registry: reg},
+			Config:     api.Config{Registry: reg, Readiness: readiness},
 			TokensFile: opts.TokensFile,
 			Anonymous:  opts.Anonymous,
 			Runs: func(cli *clientv3.Client) http.Handler {
@@ -141,7 +168,7 @@ func Components(t *topology.Topology, self *topology.Node, opts Options) ([]node
 				if l == nil {
 					l = slog.Default()
 				}
-				return ui.New(st, ui.Options{Auth: a, Title: title}, l)
+				return ui.New(st, ui.Options{Auth: a, Title: title, Readiness: readiness}, l)
 			},
 		})
 	}

@@ -105,7 +105,7 @@ func TestServeAssembly(t *testing.T) {
 	for _, c := range comps {
 		names = append(names, c.Name())
 	}
-	if got := strings.Join(names, ","); got != "probe,decide,dns,api,runbooks" {
+	if got := strings.Join(names, ","); got != "probe,decide,failover,dns,api,runbooks" {
 		t.Errorf("components = %s", got)
 	}
 	member, ext, err := node.StoreFor(top, self, self.Name, node.StoreOptions{DataDir: filepath.Join(dir, "etcd")})
@@ -218,7 +218,7 @@ func TestComponentsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comps, err := Components(top, nil, Options{APIListen: "-", DNSListen: "-", NoProbe: true, NoDecide: true, NoRunbooks: true})
+	comps, err := Components(top, nil, Options{APIListen: "-", DNSListen: "-", NoProbe: true, NoDecide: true, NoRunbooks: true, NoFailover: true})
 	if err != nil || len(comps) != 0 {
 		t.Fatalf("all off: %d components, err %v", len(comps), err)
 	}

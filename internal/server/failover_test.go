@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/firebreak/firebreak/internal/api/view"
+	"github.com/firebreak/firebreak/internal/failover"
+	"github.com/firebreak/firebreak/internal/failover/harness"
+	"github.com/firebreak/firebreak/internal/node"
+	"github.com/firebreak/firebreak/internal/routing"
+	"github.com/firebreak/firebreak/internal/store"
+	"github.com/firebreak/firebreak/internal/topology"
+)
+
+// The failover test's addresses: this test's loopback block is
+// 127.0.80-89.x (the node on .80, the Redis servers on .81-.84, the
+// sites' service endpoints on .85 and .86).
+const (
+	foNodeIP  = "127.0.80.1"
+	foAPIAddr = foNodeIP + ":8080"
+	foDNSAddr = foNodeIP + ":5353"
+)
+
+// tcpEndpoint accepts TCP connections on host until closed.
+func tcpEndpoint(t *testing.T, host string) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestAutomaticFailover runs one node as `firebreak serve` does with a
+// Redis datastore whose primary (site east) and replica (site west) are
+// real servers. Killing the primary and east's only service endpoint turns
+// the decider's verdict on east to down; the leader must then promote the
+// replica once (epoch 1), point the datastore's routing and DNS name at it,
+// and report the new primary in GET /api/v1/datastores.
+func TestAutomaticFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) })
+
+	rp, err := harness.StartRedis(ctx, harness.RedisOptions{HostBlock: [2]int{81, 84}, Replicas: 1})
+	if errors.Is(err, harness.ErrNoBinaries) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rp.Close)
+	primary, replica := rp.Primary, rp.Replicas[0]
+	eastLn, eastPort := tcpEndpoint(t, "127.0.85.1")
+	_, westPort := tcpEndpoint(t, "127.0.86.1")
+
+	src := fmt.Sprintf(`
+name: failover-test
+sites:
+  east: {role: datacenter}
+  west: {role: datacenter}
+nodes:
+  - {name: fb-west, site: west, api: "%[1]s", dns: "%[2]s", peer: "http://%[3]s:2380", client: "http://%[3]s:2379"}
+dns:
+  zone: test.firebreak.
+  ttl: 5s
+services:
+  app:
+    tier: 0
+    check: {tcp: {}, interval: 200ms, timeout: 200ms}
+    endpoints:
+      - {site: east, address: 127.0.85.1, port: %[4]d}
+      - {site: west, address: 127.0.86.1, port: %[5]d}
+datastores:
+  cache:
+    engine: redis
+    primary: east
+    address: %[6]s
+    port: %[7]d
+    replicas: [{site: west, mode: async, address: %[8]s, port: %[9]d}]
+    rpo: 5s
+  search:
+    engine: mongodb
+    primary: east
+    replicas: [{site: west, mode: async}]
+    rpo: 1m
+`, foAPIAddr, foDNSAddr, foNodeIP, eastPort, westPort, primary.Host, primary.Port, replica.Host, replica.Port)
+	top, err := topology.Parse("failover.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := top.Node("fb-west")
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	const tok = "viewer-secret-0123456789"
+	if err := os.WriteFile(tokens, []byte(tok+" viewer grafana\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// STONITH stand-in: the primary's "power" is its process; fenced once
+	// the process is gone.
+	fence := failover.FencerFunc(func(context.Context, failover.Member) error {
+		if primary.Running() {
+			return errors.New("primary still running")
+		}
+		return nil
+	})
+	comps, err := Components(top, self, Options{TokensFile: tokens, DNSWorkers: 1, DNSSocketBuffer: -1, Logger: log,
+		Fencers: map[string]failover.Fencer{"cache": fence}, FailoverInterval: 200 * time.Millisecond, FailoverRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, ext, err := node.StoreFor(top, self, self.Name, node.StoreOptions{DataDir: filepath.Join(dir, "etcd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(ctx, node.Config{Name: self.Name, Topology: top, TopologySource: []byte(src),
+		Member: member, External: ext, Logger: log, Components: comps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+
+	datastores := func() ([]view.DatastoreReadiness, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+foAPIAddr+"/api/v1/datastores", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var r struct {
+			Datastores []view.DatastoreReadiness `json:"datastores"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, string(b)
+		}
+		return r.Datastores, string(b)
+	}
+	// Before: cache is ready (replica in west, lag known), search manual.
+	poll(t, ctx, "cache ready in /api/v1/datastores", func() (bool, string) {
+		ds, body := datastores()
+		return len(ds) == 2 && ds[0].Datastore == "cache" && ds[0].Mode == view.FailoverAutomatic && ds[0].OK &&
+			ds[0].PrimarySite == "east" && ds[0].ReplicaOutsideSite && ds[0].LagKnown &&
+			ds[1].Datastore == "search" && ds[1].Mode == view.FailoverManual && !ds[1].OK, body
+	})
+	// The site verdicts exist and east is up: no failover yet.
+	poll(t, ctx, "east up by verdict", func() (bool, string) {
+		resp, err := n.Client().Get(ctx, store.SiteVerdictKey("east"))
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, "no verdict"
+		}
+		return strings.Contains(string(resp.Kvs[0].Value), `"state":"up"`), string(resp.Kvs[0].Value)
+	})
+	if ep, _, err := failover.ReadEpoch(ctx, n.Client(), "cache"); err != nil || ep.Epoch != 0 {
+		t.Fatalf("epoch before the loss: %+v %v", ep, err)
+	}
+
+	// Lose site east: the primary and east's endpoint.
+	primary.Kill()
+	eastLn.Close()
+
+	poll(t, ctx, "east down by verdict", func() (bool, string) {
+		resp, err := n.Client().Get(ctx, store.SiteVerdictKey("east"))
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, "no verdict"
+		}
+		return strings.Contains(string(resp.Kvs[0].Value), `"state":"down"`), string(resp.Kvs[0].Value)
+	})
+	poll(t, ctx, "routing of cache points at the replica", func() (bool, string) {
+		resp, err := n.Client().Get(ctx, store.RoutingKey("cache"))
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, "no routing key"
+		}
+		var r routing.Route
+		if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+			return false, err.Error()
+		}
+		return len(r.Targets) == 1 && r.Targets[0].Address == replica.Host && r.Targets[0].Port == replica.Port &&
+			r.Targets[0].Site == "west", string(resp.Kvs[0].Value)
+	})
+	if role, err := replica.Client().Do(ctx, "ROLE").Slice(); err != nil || len(role) == 0 || role[0] != "master" {
+		t.Errorf("replica's role after failover: %v %v", role, err)
+	}
+	if err := replica.Client().Set(ctx, "after-failover", "1", 0).Err(); err != nil {
+		t.Errorf("write to the new primary: %v", err)
+	}
+	poll(t, ctx, "DNS name of cache answers the new primary", func() (bool, string) {
+		m := new(dns.Msg)
+		m.SetQuestion("cache.test.firebreak.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(m, foDNSAddr)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(r.Answer) != 1 {
+			return false, r.String()
+		}
+		a, ok := r.Answer[0].(*dns.A)
+		return ok && a.A.String() == replica.Host, r.String()
+	})
+	// The readiness now names the new primary in west, at epoch 1; by then
+	// the leader has had several verdict rounds to fail over again.
+	poll(t, ctx, "readiness at epoch 1 with the primary in west", func() (bool, string) {
+		ds, body := datastores()
+		return len(ds) == 2 && ds[0].Epoch == 1 && ds[0].PrimarySite == "west" && ds[0].PrimaryUp &&
+			ds[0].Primary == replica.Addr(), body
+	})
+	ep, _, err := failover.ReadEpoch(ctx, n.Client(), "cache")
+	if err != nil || ep.Epoch != 1 || ep.State != failover.EpochPromoted || ep.Primary.Site != "west" {
+		t.Fatalf("epoch after the loss: %+v %v", ep, err)
+	}
+	resp, err := n.Client().Get(ctx, store.AuditPrefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	failovers := 0
+	for _, kv := range resp.Kvs {
+		var e failover.Event
+		if json.Unmarshal(kv.Value, &e) == nil && e.Kind == "failover" && e.Datastore == "cache" {
+			failovers++
+			if e.FencedBy != "stonith" || e.Who != "fb-west" {
+				t.Errorf("failover audit: %+v", e)
+			}
+		}
+	}
+	if failovers != 1 {
+		t.Errorf("%d failover events in the audit log, want 1", failovers)
+	}
+}
