@@ -1,14 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/firebreak/firebreak/internal/analysis"
+	"github.com/firebreak/firebreak/internal/api/client"
+	"github.com/firebreak/firebreak/internal/api/view"
 	"github.com/firebreak/firebreak/internal/topology"
 	"github.com/firebreak/firebreak/internal/yamlnode"
 )
@@ -21,6 +29,8 @@ func newAnalyzeCmd(c *cli) *cobra.Command {
 		noPairs  bool
 		timing   bool
 		workers  int
+		live     bool
+		api      client.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze FILE",
@@ -40,12 +50,20 @@ json (stable schema "firebreak.analysis/v1", see docs/analysis.md) or dot
 (Graphviz dependency graph with the worst single-site blast radius, or the
 one chosen with --scenario, highlighted).
 
+--live adds what a running node sees now: each datastore's failover
+readiness (replica outside the primary's site, lag now against the RPO,
+capacity, fence path; automatic or manual failover) from the node's
+GET /api/v1/datastores — a "Live failover readiness" section in text, a
+"live" field in json. The node is chosen with --server and --token (or the
+environment and client config, as for firebreak status).
+
 --fail-on SEVERITY makes analyze exit 1 when a finding at or above it
 exists, for CI gating. Exit status 2 means the file could not be read.`,
 		Example: `  firebreak analyze examples/kakao-2022.yaml
   firebreak analyze --fail-on high examples/fixed.yaml      # CI gate
   firebreak analyze --format json topology.yaml | jq '.findings[] | select(.severity=="critical")'
-  firebreak analyze --format dot --scenario site:pangyo examples/kakao-2022.yaml | dot -Tsvg > blast.svg`,
+  firebreak analyze --format dot --scenario site:pangyo examples/kakao-2022.yaml | dot -Tsvg > blast.svg
+  firebreak analyze --live --server http://10.0.2.5:7480 --token-file ~/.fb-token topology.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var threshold analysis.Severity
@@ -60,6 +78,20 @@ exists, for CI gating. Exit status 2 means the file could not be read.`,
 			case analysis.FormatText, analysis.FormatJSON, analysis.FormatDot:
 			default:
 				return &exitError{code: 2, err: fmt.Errorf("--format: unknown format %q (expected text, json or dot)", format)}
+			}
+			if live && format == analysis.FormatDot {
+				return &exitError{code: 2, err: errors.New("--live: not available with --format dot (use text or json)")}
+			}
+			var liveRes *liveReadiness
+			if live {
+				cl, err := api.Client()
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--live: %w", err)}
+				}
+				liveRes, err = fetchLive(cmd.Context(), cl)
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--live: %w", err)}
+				}
 			}
 			start := time.Now()
 			t, err := topology.Load(args[0])
@@ -79,7 +111,7 @@ exists, for CI gating. Exit status 2 means the file could not be read.`,
 			}
 			analysed := time.Now()
 			opts := analysis.WriteOptions{Color: format == analysis.FormatText && colorOK(c), Scenario: scenario}
-			if err := analysis.Write(c.stdout, format, res, t, opts); err != nil {
+			if err := writeAnalysis(c.stdout, format, res, t, opts, liveRes); err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			if timing {
@@ -105,7 +137,95 @@ exists, for CI gating. Exit status 2 means the file could not be read.`,
 	f.BoolVar(&noPairs, "no-pairs", false, "skip the site-pair scenarios")
 	f.BoolVar(&timing, "timing", false, "print parse and analysis time and memory to stderr")
 	f.IntVar(&workers, "workers", 0, "scenarios evaluated in parallel (default: number of CPUs)")
+	f.BoolVar(&live, "live", false, "add the datastores' live failover readiness from a running node (--server, --token)")
+	api.AddFlags(f)
 	return cmd
+}
+
+// liveReadiness is the "live" field of analyze's json output.
+type liveReadiness struct {
+	// Fetched is when the node answered.
+	Fetched    time.Time                 `json:"fetched"`
+	Datastores []view.DatastoreReadiness `json:"datastores"`
+}
+
+func fetchLive(ctx context.Context, cl *client.Client) (*liveReadiness, error) {
+	ds, err := cl.Datastores(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("datastore readiness: %w", err)
+	}
+	if ds == nil {
+		ds = []view.DatastoreReadiness{}
+	}
+	return &liveReadiness{Fetched: time.Now().UTC(), Datastores: ds}, nil
+}
+
+// writeAnalysis writes the analysis and, when live is set, the live
+// readiness: a section after the text, a "live" field of the json object.
+func writeAnalysis(w io.Writer, format string, res *analysis.Result, t *topology.Topology, opts analysis.WriteOptions, live *liveReadiness) error {
+	if live == nil {
+		return analysis.Write(w, format, res, t, opts)
+	}
+	if format == analysis.FormatJSON {
+		var buf bytes.Buffer
+		if err := analysis.Write(&buf, format, res, t, opts); err != nil {
+			return err
+		}
+		doc := bytes.TrimRight(buf.Bytes(), " \n")
+		if len(doc) == 0 || doc[len(doc)-1] != '}' {
+			return errors.New("analysis json is not an object")
+		}
+		lv, err := json.MarshalIndent(live, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s,\n  \"live\": %s\n}\n", bytes.TrimRight(doc[:len(doc)-1], " \n"), lv)
+		return err
+	}
+	if err := analysis.Write(w, format, res, t, opts); err != nil {
+		return err
+	}
+	return writeLiveText(w, live)
+}
+
+// writeLiveText writes the "Live failover readiness" section.
+func writeLiveText(w io.Writer, live *liveReadiness) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nLive failover readiness (as of %s UTC)\n", live.Fetched.Format("2006-01-02 15:04:05"))
+	if len(live.Datastores) == 0 {
+		b.WriteString("  no datastores reported by the node\n")
+	}
+	for _, d := range live.Datastores {
+		state := "NOT READY"
+		switch {
+		case d.Mode == view.FailoverManual:
+			state = "MANUAL"
+		case d.OK:
+			state = "ready"
+		}
+		lag := "unknown"
+		if d.LagKnown {
+			lag = d.LagNow
+		}
+		yn := func(ok bool) string {
+			if ok {
+				return "yes"
+			}
+			return "no"
+		}
+		fmt.Fprintf(&b, "  %-9s %s (%s, %s, epoch %d): primary in %s\n", state, d.Datastore, d.Engine, d.Mode, d.Epoch, d.PrimarySite)
+		if d.Mode == view.FailoverManual {
+			fmt.Fprintf(&b, "            replica outside site: %s; RPO %s; %s\n", yn(d.ReplicaOutsideSite), d.RPO, d.Summary)
+			continue
+		}
+		fmt.Fprintf(&b, "            replica outside site: %s; lag now %s vs RPO %s; capacity: %s; fence path: %s\n",
+			yn(d.ReplicaOutsideSite), lag, d.RPO, yn(d.CapacityOK), yn(d.FencePathOK))
+		if !d.OK {
+			fmt.Fprintf(&b, "            %s\n", d.Summary)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // colorOK reports whether text output may use colours: stdout is a

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/firebreak/firebreak/internal/api"
+	"github.com/firebreak/firebreak/internal/api/view"
+	"github.com/firebreak/firebreak/internal/api/view/viewtest"
+	"github.com/firebreak/firebreak/internal/auth"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -99,5 +105,75 @@ func TestGenTopologyThenAnalyze(t *testing.T) {
 	code, _, stderr = runCLI(t, "validate", path)
 	if code != 0 {
 		t.Fatalf("validate generated: %q", stderr)
+	}
+}
+
+// liveServer serves the API over a fixture with a readiness provider on
+// 127.0.80.x (this package's block for the analyze tests) and returns its URL.
+func liveServer(t *testing.T, tok string, rows []view.DatastoreReadiness) string {
+	t.Helper()
+	fx := viewtest.New(viewtest.SampleTopology(), "fb-pangyo")
+	authn := &auth.Authenticator{Tokens: auth.NewTokens(auth.Token{Secret: tok, Role: auth.Viewer, Name: "ci"})}
+	srv, err := api.New(api.Config{Node: "fb-pangyo", Auth: authn, Readiness: func() []view.DatastoreReadiness { return rows }}, fx, fx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.80.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeListener(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func TestAnalyzeLive(t *testing.T) {
+	const tok = "analyze-live-token-0123456789"
+	fixed := filepath.Join("..", "..", "examples", "fixed.yaml")
+	url := liveServer(t, tok, []view.DatastoreReadiness{
+		{Datastore: "accounts", Engine: "postgres", Mode: view.FailoverAutomatic, Epoch: 3, PrimarySite: "pangyo", PrimaryUp: true,
+			ReplicaOutsideSite: true, LagKnown: true, LagNow: "40ms", RPO: "0s", LagWithinRPO: true, CapacityOK: true, FencePathOK: true, OK: true},
+		{Datastore: "sessions", Engine: "redis", Mode: view.FailoverAutomatic, PrimarySite: "ansan", RPO: "5s",
+			Summary: "sessions: NOT ready (epoch 0, primary ansan/10.2.0.9:6379): fence-path: no fencer"},
+		{Datastore: "search", Engine: "mongodb", Mode: view.FailoverManual, PrimarySite: "gasan", RPO: "1m0s", Summary: "search: manual failover (no failover driver for engine mongodb)"},
+	})
+	code, out, stderr := runCLI(t, "analyze", "--live", "--server", url, "--token", tok, fixed)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"Live failover readiness", "ready     accounts (postgres, automatic, epoch 3): primary in pangyo",
+		"lag now 40ms vs RPO 0s", "NOT READY sessions", "fence-path: no fencer", "MANUAL    search (mongodb, manual"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out[strings.Index(out, "Live"):])
+		}
+	}
+	code, out, stderr = runCLI(t, "analyze", "--live", "--format", "json", "--server", url, "--token", tok, fixed)
+	if code != 0 {
+		t.Fatalf("json: exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Schema string `json:"schema"`
+		Live   struct {
+			Datastores []view.DatastoreReadiness `json:"datastores"`
+		} `json:"live"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("json output: %v\n%s", err, out)
+	}
+	if doc.Schema != "firebreak.analysis/v1" || len(doc.Live.Datastores) != 3 || !doc.Live.Datastores[0].OK {
+		t.Errorf("json live: %+v", doc)
+	}
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"analyze", "--live", "--server", url, "--token", "wrong-token-0123456789", fixed}, "--live"},
+		{[]string{"analyze", "--live", "--format", "dot", "--server", url, fixed}, "not available with --format dot"},
+	} {
+		if code, _, stderr := runCLI(t, tc.args...); code != 2 || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr)
+		}
 	}
 }
