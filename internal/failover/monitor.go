@@ -183,6 +183,12 @@ func (m *Manager) guard(ctx context.Context, r Readiness, states map[string]Stat
 		if !ok || st.Role != RolePrimary || !st.Writable {
 			continue
 		}
+		// The round read the epoch before probing: a promotion that
+		// completed in between made c the rightful primary. Fence only
+		// when the epoch is still the one the round saw.
+		if ep, _, now, err := m.current(ctx); err != nil || ep.Epoch != r.Epoch || ep.State == EpochPromoting || now.Same(c.Member) {
+			continue
+		}
 		fctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 		err := m.cfg.Engine.Fence(fctx, c.Member, r.Primary)
 		cancel()
