@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/firebreak/firebreak/internal/auth"
+	"github.com/firebreak/firebreak/internal/failover"
 	"github.com/firebreak/firebreak/internal/node"
 	"github.com/firebreak/firebreak/internal/server"
 	"github.com/firebreak/firebreak/internal/store"
@@ -44,6 +46,7 @@ type serveFlags struct {
 	adopt           bool
 	parts           server.Options
 	anonymous       string
+	fenceExec       []string
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -67,9 +70,13 @@ afterwards the store's version is authoritative: change it with
 
 On top of the store the node runs every part (internal/server): the
 prober, the decider and the runbook runner (both only while leader), the
-authoritative DNS server (--dns-listen, default the node's dns address) and
+authoritative DNS server (--dns-listen, default the node's dns address),
 the API with the dashboard and status page (--api-listen, default the
-node's api address).
+node's api address), and the datastore failover managers: every node keeps
+each postgres/redis datastore's readiness and lag history, and the leader
+promotes a replica when the primary's site is down by verdict, the old
+primary is fenced (directly, or by its --fence-exec hook) and the lag is
+within the RPO (docs/failover.md).
 
 The node publishes its liveness under a lease (--lease-ttl, default 3s): a
 dead node's keys vanish with it. One node is elected leader for the
@@ -125,6 +132,8 @@ docs/operations.md.`,
 	fl.BoolVar(&f.parts.NoProbe, "no-probe", false, "do not run the prober on this node")
 	fl.BoolVar(&f.parts.NoDecide, "no-decide", false, "never run the decider here, even as leader")
 	fl.BoolVar(&f.parts.NoRunbooks, "no-runbooks", false, "never run runbooks here, even as leader")
+	fl.BoolVar(&f.parts.NoFailover, "no-failover", false, "do not run the datastore failover managers here (no readiness, no automatic failover)")
+	fl.StringArrayVar(&f.fenceExec, "fence-exec", nil, "DATASTORE=COMMAND: STONITH hook that fences an unreachable old primary of DATASTORE before automatic failover (repeatable; see docs/failover.md)")
 	fl.BoolVar(&f.adopt, "adopt-data-dir", false, "accept a data dir restored with 'etcdutl snapshot restore' (it has no firebreak marker yet)")
 	fl.UintVar(&f.tickMs, "heartbeat-ms", store.DefaultTickMs, "etcd raft heartbeat interval in ms")
 	fl.UintVar(&f.electionMs, "election-ms", store.DefaultElectionMs, "etcd raft election timeout in ms")
@@ -207,6 +216,9 @@ func runServe(ctx context.Context, c *cli, f *serveFlags) error {
 			return &exitError{code: 2, err: fmt.Errorf("--anonymous: %w", err)}
 		}
 	}
+	if f.parts.Fencers, err = parseFenceExec(top, f.fenceExec); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	f.parts.Logger = log
 	parts, err := server.Components(top, self, f.parts)
 	if err != nil {
@@ -240,4 +252,24 @@ func runServe(ctx context.Context, c *cli, f *serveFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
 	}
 	return nil
+}
+
+// parseFenceExec turns --fence-exec DATASTORE=COMMAND values into fencers.
+func parseFenceExec(top *topology.Topology, vals []string) (map[string]failover.Fencer, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := map[string]failover.Fencer{}
+	for _, v := range vals {
+		name, command, ok := strings.Cut(v, "=")
+		argv := strings.Fields(command)
+		if !ok || name == "" || len(argv) == 0 {
+			return nil, fmt.Errorf("--fence-exec %q: expected DATASTORE=COMMAND, e.g. accounts='/usr/local/bin/pdu-off'", v)
+		}
+		if top.Datastore(name) == nil {
+			return nil, fmt.Errorf("--fence-exec %q: no datastore %q in the topology", v, name)
+		}
+		out[name] = failover.ExecFencer{Command: argv}
+	}
+	return out, nil
 }
