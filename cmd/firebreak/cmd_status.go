@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -68,7 +69,8 @@ func newStatusCmd(c *cli) *cobra.Command {
 alive (and their sites) and which one leads; the store's quorum and every
 etcd member's health; the topology version; the sites with their health,
 drains and evacuations; each service's state and where it is routed; and
-the overrides in force. When the node that answers has lost its store
+the overrides in force, and each datastore's failover readiness when
+the node reports it. When the node that answers has lost its store
 quorum, a STALE banner says since when its state is the last it read.
 
 Where to connect: --server (or $FIREBREAK_SERVER, or server: in
@@ -101,12 +103,21 @@ It exits 1 when the node (or, with --endpoints, the store) cannot be read.`,
 				if err != nil {
 					return apiError(err)
 				}
+				// Datastore readiness, when the node offers it (older
+				// nodes answer 404).
+				ds, err := ac.Datastores(ctx)
+				if err != nil && client.StatusCode(err) != http.StatusNotFound {
+					fmt.Fprintf(c.stderr, "warning: datastore readiness: %v\n", err)
+				}
 				if format == "json" {
 					enc := json.NewEncoder(c.stdout)
 					enc.SetIndent("", "  ")
-					return enc.Encode(snap)
+					return enc.Encode(struct {
+						*view.Snapshot
+						Datastores []view.DatastoreReadiness `json:"datastores,omitempty"`
+					}{snap, ds})
 				}
-				return printSnapshot(c, snap)
+				return printSnapshot(c, snap, ds)
 			}
 			cli, err := f.dial(ctx)
 			if err != nil {
@@ -133,7 +144,7 @@ It exits 1 when the node (or, with --endpoints, the store) cannot be read.`,
 }
 
 // printSnapshot prints a node's snapshot for people.
-func printSnapshot(c *cli, s *view.Snapshot) error {
+func printSnapshot(c *cli, s *view.Snapshot, ds []view.DatastoreReadiness) error {
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	if s.Stale {
 		fmt.Fprintf(w, "STALE since %s (%s ago): node %s has lost its store quorum; this is the last state it read%s\n\n",
@@ -218,6 +229,23 @@ func printSnapshot(c *cli, s *view.Snapshot) error {
 				}
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", sv.Name, sv.State, routed, rev, dash(strings.Join(note, "; ")))
+		}
+	}
+	if len(ds) > 0 {
+		fmt.Fprintf(w, "\nDATASTORE\tENGINE\tMODE\tPRIMARY\tLAG / RPO\tREADY\tSUMMARY\n")
+		for _, d := range ds {
+			lag := "unknown"
+			if d.LagKnown {
+				lag = d.LagNow
+			}
+			ready := "no"
+			switch {
+			case d.Mode == view.FailoverManual:
+				ready = "manual"
+			case d.OK:
+				ready = "yes"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s / %s\t%s\t%s\n", d.Datastore, d.Engine, d.Mode, dash(d.PrimarySite), lag, dash(d.RPO), ready, dash(d.Summary))
 		}
 	}
 	now := time.Now()
