@@ -84,8 +84,14 @@ func TestBrowserRunbooksPanel(t *testing.T) {
 		t.Fatalf("run status %s, want failed (storage cannot verify)", res.Status)
 	}
 
+	// A second run, created but not started: it offers pause and abort.
+	if _, err := rn.Create(rctx, rb, files, runbook.Options{}, "ui-run-2"); err != nil {
+		t.Fatal(err)
+	}
+
 	fx := viewtest.New(viewtest.SampleTopology(), "fb-pangyo")
-	authn := &auth.Authenticator{Tokens: auth.NewTokens(auth.Token{Secret: viewerTok, Role: auth.Viewer, Name: "grafana"})}
+	authn := &auth.Authenticator{Tokens: auth.NewTokens(auth.Token{Secret: viewerTok, Role: auth.Viewer, Name: "grafana"},
+		auth.Token{Secret: operatorTok, Role: auth.Operator, Name: "alice"})}
 	u, err := ui.New(fx, ui.Options{Auth: authn}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,4 +149,32 @@ func TestBrowserRunbooksPanel(t *testing.T) {
 		t.Errorf("run summary %q", meta)
 	}
 	shot(t, ctx, "dashboard-runbooks.png")
+	if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#runbooks article.run[data-run="ui-run-1"] button').length`)); n != 0 {
+		t.Errorf("a finished run offers %d control buttons, want none", n)
+	}
+
+	// Pausing needs an operator: a viewer is refused, an operator's pause
+	// reaches the run's journal.
+	pause := func() {
+		run(t, ctx, "pause ui-run-2",
+			chromedp.WaitVisible(chromedp.CSS(`#runbooks button[data-run="ui-run-2"][data-control="pause"]`)),
+			chromedp.Click(chromedp.CSS(`#runbooks button[data-run="ui-run-2"][data-control="pause"]`)),
+			chromedp.WaitVisible(chromedp.ID(`reason`)),
+			chromedp.SendKeys(chromedp.ID(`reason`), "check the racks first"),
+			chromedp.Click(chromedp.ID(`confirm-ok`)))
+	}
+	pause()
+	within(t, ctx, 5*time.Second, "refusal shown", chromedp.WaitVisible(chromedp.CSS(`#flash .flash.bad`)))
+	signIn(t, ctx, base, operatorTok)
+	pause()
+	within(t, ctx, 5*time.Second, "pause accepted", chromedp.WaitVisible(chromedp.CSS(`#flash .flash.good`)))
+	wctx, wcancel := context.WithCancel(rctx)
+	ch := j.WatchControl(wctx, "ui-run-2")
+	got := <-ch
+	wcancel()
+	for range ch { // ends with its context
+	}
+	if got != runbook.ControlPause {
+		t.Errorf("ui-run-2 control %q, want pause", got)
+	}
 }

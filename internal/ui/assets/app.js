@@ -53,6 +53,7 @@
   // Runbooks panel: polls the runs API (1 s while a run is running, else
   // 5 s); hidden when this node serves no runs.
   var runsBox = document.getElementById("runbooks");
+  var pollRuns = null;
   if (page === "dashboard" && runsBox) {
     var runsList = document.getElementById("runs-list");
     var el = function (tag, attrs, kids) {
@@ -103,10 +104,17 @@
             el("span", { text: " " + f.step + " · " }), el("strong", { text: f.target }), el("span", { "class": "muted", text: " — " + f.reason })]);
         })));
       }
+      if (st === "running" || st === "paused" || st === "created") {
+        var ctls = st === "paused" ? ["resume", "abort"] : ["pause", "abort"];
+        kids.push(el("div", { "class": "actions" }, ctls.map(function (c) {
+          return el("button", { type: "button", "class": c === "abort" ? "small danger-outline" : "small", "data-action": "run",
+            "data-run": p.runId, "data-control": c, text: c.charAt(0).toUpperCase() + c.slice(1) + "…" });
+        })));
+      }
       return el("article", { "class": "run " + (pillClass[st] || ""), "data-run": p.runId, "data-status": st }, kids);
     };
     var runsTimer = null;
-    var pollRuns = function () {
+    pollRuns = function () {
       var next = 5000;
       fetch("/api/v1/runs", { credentials: "same-origin", cache: "no-store" })
         .then(function (r) {
@@ -186,6 +194,17 @@
       text.textContent = "Override " + b.dataset.id + " stops applying now.";
       ok.textContent = "End now";
       ok.className = "primary";
+    } else if (a === "run") {
+      var ctl = b.dataset.control, run = b.dataset.run;
+      pending = { url: "/api/v1/runs/" + encodeURIComponent(run) + "/" + ctl, done: "Run " + run + ": " + ctl + " requested" };
+      title.textContent = { pause: "Pause run ", resume: "Resume run ", abort: "Abort run " }[ctl] + run;
+      text.textContent = {
+        pause: "No new action starts; running ones finish. Resume continues where it stopped.",
+        resume: "The run goes on from where it stopped.",
+        abort: "The run ends once running actions finish; targets not reached yet stay as they are."
+      }[ctl];
+      ok.textContent = ctl.charAt(0).toUpperCase() + ctl.slice(1);
+      ok.className = ctl === "abort" ? "danger" : "primary";
     } else {
       return;
     }
@@ -227,6 +246,7 @@
           flash("bad", "Failed (" + r.status + "): " + (j.error || r.statusText));
         }
         schedule();
+        if (pollRuns) { pollRuns(); }
       });
     }).catch(function (err) { flash("bad", "Failed: " + err); });
   });
