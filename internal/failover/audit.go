@@ -8,11 +8,21 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/firebreak/firebreak/internal/decide"
 	"github.com/firebreak/firebreak/internal/store"
 )
 
-// Event is one failover decision as recorded under store.AuditPrefix and
-// store.HistoryPrefix: what was done or refused, by whom, why, and the data
+// auditRecord is an Event with the API's audit record fields.
+type auditRecord struct {
+	Event
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	Subject string    `json:"subject"`
+}
+
+// Event is one failover decision as recorded under store.AuditPrefix (with
+// the API's audit fields time, action and subject added; a decide.Event
+// of kind "failover" goes to store.HistoryPrefix): what was done or refused, by whom, why, and the data
 // loss that was accepted.
 type Event struct {
 	// Kind is failover, switchover, failover-refused, promote-failed or
@@ -43,16 +53,32 @@ func (m *Manager) audit(ctx context.Context, e Event) {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	val, err := json.Marshal(e)
+	// The audit record carries the API's audit fields (time, action,
+	// subject) besides the event's own, so GET /api/v1/audit lists it; the
+	// history gets a decide.Event, the shape the dashboard's timeline and
+	// the API's history read.
+	val, err := json.Marshal(auditRecord{Event: e, Time: e.At, Action: "failover." + e.Kind, Subject: e.Datastore})
 	if err != nil {
 		m.cfg.Logger.Error("encode audit event", "err", err)
+		return
+	}
+	hist := decide.Event{Time: e.At, Kind: "failover", Subject: e.Datastore, From: e.From.String(), To: e.Kind, Reason: e.Reason}
+	if e.To.Address != "" {
+		hist.To = e.Kind + " to " + e.To.String()
+	}
+	if e.Error != "" {
+		hist.Reason += ": " + e.Error
+	}
+	hval, err := json.Marshal(hist)
+	if err != nil {
+		m.cfg.Logger.Error("encode history event", "err", err)
 		return
 	}
 	suffix := fmt.Sprintf("%020d-%s-%d", e.At.UnixNano(), m.ds.Name, m.seq.Add(1))
 	ctx = context.WithoutCancel(ctx)
 	if _, err := m.cfg.Client.Txn(ctx).Then(
 		clientv3.OpPut(store.AuditPrefix+suffix, string(val)),
-		clientv3.OpPut(store.HistoryPrefix+suffix, string(val)),
+		clientv3.OpPut(store.HistoryPrefix+suffix, string(hval)),
 	).Commit(); err != nil {
 		m.cfg.Logger.Error("write audit event", "kind", e.Kind, "err", err)
 	}

@@ -42,7 +42,8 @@ func DefaultFailoverEngines() map[string]failover.Engine {
 // the old primary must be fenced (directly when it answers, else by the
 // datastore's STONITH Fencer) and a replica's lag must be within the RPO;
 // the leader never applies a human override. When the rule refuses, the
-// refusal is audited and retried every Retry while the site stays down;
+// refusal is audited and retried after Retry, then after twice as long
+// each time (at most 5 minutes) while the site stays down;
 // people can then use `firebreak failover` with overrides.
 type Failover struct {
 	// Engines maps topology engine names to drivers (default
@@ -55,8 +56,9 @@ type Failover struct {
 	// Check is how often the leader re-reads site verdicts without a
 	// store event (default 1s).
 	Check time.Duration
-	// Retry is the least time between two automatic attempts on one
-	// datastore (default 10s).
+	// Retry is the wait before the first retry of a refused automatic
+	// failover of one datastore; it doubles per refusal up to 5 minutes
+	// (default 10s).
 	Retry time.Duration
 	// Logger defaults to the node's.
 	Logger *slog.Logger
@@ -175,7 +177,11 @@ func (f *Failover) lead(ctx context.Context, n *node.Node, t *topology.Topology,
 	defer wg.Wait()
 	var mu sync.Mutex
 	busy := map[string]bool{}
-	last := map[string]time.Time{}
+	// next is when a datastore may be tried again: after a refusal the
+	// wait doubles from retry up to 5 minutes (each refusal is audited),
+	// and starts over when the primary's site is up again.
+	next := map[string]time.Time{}
+	wait := map[string]time.Duration{}
 	for {
 		down, err := f.downSites(ctx, n)
 		if err != nil {
@@ -192,9 +198,13 @@ func (f *Failover) lead(ctx context.Context, n *node.Node, t *topology.Topology,
 				primarySite = ep.Primary.Site
 			}
 			mu.Lock()
-			skip := !down[primarySite] || busy[name] || time.Since(last[name]) < retry || ep.State == failover.EpochPromoting
+			if !down[primarySite] {
+				delete(next, name)
+				delete(wait, name)
+			}
+			skip := !down[primarySite] || busy[name] || time.Now().Before(next[name]) || ep.State == failover.EpochPromoting
 			if !skip {
-				busy[name], last[name] = true, time.Now()
+				busy[name] = true
 			}
 			mu.Unlock()
 			if skip {
@@ -203,12 +213,18 @@ func (f *Failover) lead(ctx context.Context, n *node.Node, t *topology.Topology,
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { mu.Lock(); busy[name] = false; mu.Unlock() }()
 				expect := ep.Epoch
 				res, err := m.Failover(ctx, failover.Request{Who: n.Name(),
 					Reason: "automatic: site " + primarySite + " is down by verdict", ExpectEpoch: &expect})
+				mu.Lock()
+				busy[name] = false
+				w := min(max(2*wait[name], retry), 5*time.Minute)
 				if err != nil {
-					log.Warn("automatic failover refused", "datastore", name, "site", primarySite, "err", err)
+					wait[name], next[name] = w, time.Now().Add(w)
+				}
+				mu.Unlock()
+				if err != nil {
+					log.Warn("automatic failover refused", "datastore", name, "site", primarySite, "err", err, "retryIn", w)
 					return
 				}
 				log.Info("automatic failover done", "datastore", name, "epoch", res.Epoch.Epoch,

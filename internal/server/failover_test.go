@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/firebreak/firebreak/internal/api/view"
+	"github.com/firebreak/firebreak/internal/decide"
 	"github.com/firebreak/firebreak/internal/failover"
 	"github.com/firebreak/firebreak/internal/failover/harness"
 	"github.com/firebreak/firebreak/internal/node"
@@ -259,5 +260,21 @@ datastores:
 	}
 	if failovers != 1 {
 		t.Errorf("%d failover events in the audit log, want 1", failovers)
+	}
+	// The history (the dashboard's timeline) has it as a decide.Event.
+	resp, err = n.Client().Get(ctx, store.HistoryPrefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for _, kv := range resp.Kvs {
+		var e decide.Event
+		if json.Unmarshal(kv.Value, &e) == nil && e.Kind == "failover" && e.Subject == "cache" &&
+			e.To == "failover to west/"+replica.Addr() && e.From == "east/"+primary.Addr() {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Error("no failover event for cache in the history")
 	}
 }

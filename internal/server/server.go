@@ -94,8 +94,8 @@ type Options struct {
 	// automatic failover and people use `firebreak failover`.
 	Fencers map[string]failover.Fencer
 	// FailoverInterval is the readiness round interval (default 1s);
-	// FailoverRetry the least time between automatic attempts on one
-	// datastore (default 10s).
+	// FailoverRetry the first wait before retrying a refused automatic
+	// failover of one datastore, doubling up to 5 minutes (default 10s).
 	FailoverInterval, FailoverRetry time.Duration
 	// UITitle is the dashboard's title (default "firebreak").
 	UITitle string
