@@ -1,6 +1,7 @@
 package view
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,46 @@ func TestServiceStateDependencies(t *testing.T) {
 				t.Errorf("app: reason %q, want %q", got, tc.reason)
 			}
 		})
+	}
+}
+
+// TestDemoBurnServiceStates is the demo's case: pangyo burns; old-messenger
+// is re-routed to gasan, whose endpoint is up, but its hard dependency
+// old-login lived only in pangyo, so it is down, not degraded. Services of
+// the N+1 company keep serving.
+func TestDemoBurnServiceStates(t *testing.T) {
+	top, err := topology.Load("../../demo/topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Raw{Now: time.Now(), Topology: top, EndpointVerdicts: map[string]decide.EndpointVerdict{}, Routes: map[string]*routing.Route{}}
+	for _, svc := range top.Services {
+		route := &routing.Route{Service: svc.Name, Revision: 2}
+		for _, ep := range svc.Endpoints {
+			st := decide.Up
+			if ep.Site == "pangyo" {
+				st = decide.Down
+			} else {
+				route.Targets = append(route.Targets, routing.Target{ID: ep.ID(), Site: ep.Site})
+			}
+			r.EndpointVerdicts[ep.ID()] = decide.EndpointVerdict{ID: ep.ID(), State: st}
+		}
+		if len(route.Targets) == 0 { // fail-open: the leader keeps the last set
+			route.FailOpen = true
+		}
+		r.Routes[svc.Name] = route
+	}
+	snap := Build(r)
+	msg := snap.Find("old-messenger")
+	if msg == nil || msg.State != StateDown || msg.StateReason != "hard dependency old-login is down" {
+		t.Fatalf("old-messenger: %+v", msg)
+	}
+	if st := snap.Find("old-login").State; st != StateDown {
+		t.Errorf("old-login: %s, want down", st)
+	}
+	for _, s := range snap.Services {
+		if strings.HasPrefix(s.Name, "new-") && s.State == StateDown {
+			t.Errorf("%s is down after losing pangyo (%s); the N+1 company should keep serving", s.Name, s.StateReason)
+		}
 	}
 }
