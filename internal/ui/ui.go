@@ -6,7 +6,9 @@
 // who-sees-what matrix, active overrides with their expiry, the recent
 // history as a timeline, leader and store health, and a "stale since"
 // banner when the node has lost its store quorum; drain and undrain buttons
-// call the API with the signed-in operator's token.
+// call the API with the signed-in operator's token. A Runbooks panel
+// (assets/app.js, from /api/v1/runs) shows each run's per-step progress,
+// ETA and failures, with pause, resume and abort.
 //
 // The status page needs no sign-in: per public service, the current state,
 // incidents derived from the verdict history, and 90 days of uptime bars;
