@@ -68,9 +68,9 @@ func newStatusCmd(c *cli) *cobra.Command {
 		Long: `status asks a node's HTTP API for its state and shows: which nodes are
 alive (and their sites) and which one leads; the store's quorum and every
 etcd member's health; the topology version; the sites with their health,
-drains and evacuations; each service's state and where it is routed; and
-the overrides in force, and each datastore's failover readiness when
-the node reports it. When the node that answers has lost its store
+drains and evacuations; each service's state and where it is routed;
+the overrides in force; and each datastore's failover readiness when the
+node reports it. When the node that answers has lost its store
 quorum, a STALE banner says since when its state is the last it read.
 
 Where to connect: --server (or $FIREBREAK_SERVER, or server: in
@@ -139,6 +139,7 @@ It exits 1 when the node (or, with --endpoints, the store) cannot be read.`,
 	api.AddFlags(cmd.Flags())
 	f.register(cmd, false)
 	cmd.Flags().Lookup("endpoints").Usage = "break glass: read the store (etcd) at these client endpoints directly instead of the API"
+	cmd.Flags().Lookup("timeout").Usage = "bound of the API calls (twice this), or with --endpoints of the store connection and each request"
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (the API's snapshot, or with --endpoints the store's status)")
 	return cmd
 }
