@@ -63,7 +63,9 @@ func tcpEndpoint(t *testing.T, host string) (net.Listener, int) {
 // real servers. Killing the primary and east's only service endpoint turns
 // the decider's verdict on east to down; the leader must then promote the
 // replica once (epoch 1), point the datastore's routing and DNS name at it,
-// and report the new primary in GET /api/v1/datastores.
+// and report the new primary in GET /api/v1/datastores. A second Redis
+// datastore in the same sites has no STONITH hook: its failover must be
+// refused (its old primary cannot be fenced), audited, and not re-routed.
 func TestAutomaticFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -79,6 +81,13 @@ func TestAutomaticFailover(t *testing.T) {
 	}
 	t.Cleanup(rp.Close)
 	primary, replica := rp.Primary, rp.Replicas[0]
+	// A second datastore in the same sites without a STONITH hook: once
+	// east is lost its primary cannot be fenced, so the rule refuses.
+	rp2, err := harness.StartRedis(ctx, harness.RedisOptions{HostBlock: [2]int{81, 84}, Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rp2.Close)
 	eastLn, eastPort := tcpEndpoint(t, "127.0.85.1")
 	_, westPort := tcpEndpoint(t, "127.0.86.1")
 
@@ -107,12 +116,20 @@ datastores:
     port: %[7]d
     replicas: [{site: west, mode: async, address: %[8]s, port: %[9]d}]
     rpo: 5s
+  unfenced:
+    engine: redis
+    primary: east
+    address: %[10]s
+    port: %[11]d
+    replicas: [{site: west, mode: async, address: %[12]s, port: %[13]d}]
+    rpo: 5s
   search:
     engine: mongodb
     primary: east
     replicas: [{site: west, mode: async}]
     rpo: 1m
-`, foAPIAddr, foDNSAddr, foNodeIP, eastPort, westPort, primary.Host, primary.Port, replica.Host, replica.Port)
+`, foAPIAddr, foDNSAddr, foNodeIP, eastPort, westPort, primary.Host, primary.Port, replica.Host, replica.Port,
+		rp2.Primary.Host, rp2.Primary.Port, rp2.Replicas[0].Host, rp2.Replicas[0].Port)
 	top, err := topology.Parse("failover.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -175,9 +192,10 @@ datastores:
 	// Before: cache is ready (replica in west, lag known), search manual.
 	poll(t, ctx, "cache ready in /api/v1/datastores", func() (bool, string) {
 		ds, body := datastores()
-		return len(ds) == 2 && ds[0].Datastore == "cache" && ds[0].Mode == view.FailoverAutomatic && ds[0].OK &&
+		return len(ds) == 3 && ds[0].Datastore == "cache" && ds[0].Mode == view.FailoverAutomatic && ds[0].OK &&
 			ds[0].PrimarySite == "east" && ds[0].ReplicaOutsideSite && ds[0].LagKnown &&
-			ds[1].Datastore == "search" && ds[1].Mode == view.FailoverManual && !ds[1].OK, body
+			ds[1].Datastore == "search" && ds[1].Mode == view.FailoverManual && !ds[1].OK &&
+			ds[2].Datastore == "unfenced" && ds[2].OK, body
 	})
 	// The site verdicts exist and east is up: no failover yet.
 	poll(t, ctx, "east up by verdict", func() (bool, string) {
@@ -193,6 +211,7 @@ datastores:
 
 	// Lose site east: the primary and east's endpoint.
 	primary.Kill()
+	rp2.Primary.Kill()
 	eastLn.Close()
 
 	poll(t, ctx, "east down by verdict", func() (bool, string) {
@@ -237,7 +256,7 @@ datastores:
 	// the leader has had several verdict rounds to fail over again.
 	poll(t, ctx, "readiness at epoch 1 with the primary in west", func() (bool, string) {
 		ds, body := datastores()
-		return len(ds) == 2 && ds[0].Epoch == 1 && ds[0].PrimarySite == "west" && ds[0].PrimaryUp &&
+		return len(ds) == 3 && ds[0].Epoch == 1 && ds[0].PrimarySite == "west" && ds[0].PrimaryUp &&
 			ds[0].Primary == replica.Addr(), body
 	})
 	ep, _, err := failover.ReadEpoch(ctx, n.Client(), "cache")
@@ -261,6 +280,31 @@ datastores:
 	if failovers != 1 {
 		t.Errorf("%d failover events in the audit log, want 1", failovers)
 	}
+	// The unfenced datastore: refused (audited), not promoted, not
+	// re-routed, and its readiness says why.
+	refused := 0
+	for _, kv := range resp.Kvs {
+		var e failover.Event
+		if json.Unmarshal(kv.Value, &e) == nil && e.Datastore == "unfenced" {
+			if e.Kind != "failover-refused" || !strings.Contains(e.Error, "fence") {
+				t.Errorf("unfenced audit: %+v", e)
+			}
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("no failover-refused event for the unfenced datastore")
+	}
+	if ep, _, err := failover.ReadEpoch(ctx, n.Client(), "unfenced"); err != nil || ep.Epoch != 0 {
+		t.Errorf("unfenced epoch: %+v %v", ep, err)
+	}
+	if r, err := failover.ReadRoute(ctx, n.Client(), "unfenced"); err != nil || (r != nil && r.Targets[0].Address != rp2.Primary.Host) {
+		t.Errorf("unfenced route moved: %+v %v", r, err)
+	}
+	poll(t, ctx, "unfenced not ready: fence path", func() (bool, string) {
+		ds, body := datastores()
+		return len(ds) == 3 && !ds[2].OK && !ds[2].FencePathOK && !ds[2].PrimaryUp, body
+	})
 	// The history (the dashboard's timeline) has it as a decide.Event.
 	resp, err = n.Client().Get(ctx, store.HistoryPrefix, clientv3.WithPrefix())
 	if err != nil {
