@@ -322,3 +322,73 @@ datastores:
 		t.Error("no failover event for cache in the history")
 	}
 }
+
+// TestFailoverFollowsTopology checks that the failover part restarts with a
+// topology published to the store: a datastore without replica addresses
+// is manual, and becomes automatic once `firebreak apply` adds them.
+func TestFailoverFollowsTopology(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { checkGoroutines(t, before) })
+	const ip = "127.0.80.5"
+	// Nothing listens on the datastore's ports: readiness is "not ready",
+	// which is all this test needs.
+	topo := func(replicaAddr string) string {
+		return `
+name: follow-test
+sites:
+  east: {role: datacenter}
+  west: {role: datacenter}
+nodes:
+  - {name: fb-west, site: west, api: "` + ip + `:8080", dns: "` + ip + `:5353", peer: "http://` + ip + `:2380", client: "http://` + ip + `:2379"}
+dns:
+  zone: test.firebreak.
+datastores:
+  cache:
+    engine: redis
+    primary: east
+    address: 127.0.87.1
+    port: 6390
+    replicas: [{site: west, mode: async` + replicaAddr + `}]
+    rpo: 5s
+`
+	}
+	v1 := topo("")
+	v2 := topo(", address: 127.0.88.1, port: 6390")
+	top, err := topology.Parse("v1.yaml", []byte(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := top.Node("fb-west")
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fo := &Failover{Interval: 100 * time.Millisecond, Logger: log}
+	member, ext, err := node.StoreFor(top, self, self.Name, node.StoreOptions{DataDir: filepath.Join(dir, "etcd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(ctx, node.Config{Name: self.Name, Topology: top, TopologySource: []byte(v1),
+		Member: member, External: ext, Logger: log, Components: []node.Component{fo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	poll(t, ctx, "cache manual under v1", func() (bool, string) {
+		r := fo.Readiness()
+		return len(r) == 1 && r[0].Mode == view.FailoverManual && strings.Contains(r[0].Summary, "replica has no address"), fmt.Sprint(r)
+	})
+	if _, _, err := store.PublishTopology(ctx, n.Client(), "v2.yaml", []byte(v2)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "cache automatic under v2", func() (bool, string) {
+		r := fo.Readiness()
+		return len(r) == 1 && r[0].Mode == view.FailoverAutomatic && !r[0].At.IsZero() && !r[0].OK && !r[0].PrimaryUp, fmt.Sprint(r)
+	})
+}
