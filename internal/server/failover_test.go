@@ -384,6 +384,12 @@ datastores:
 		r := fo.Readiness()
 		return len(r) == 1 && r[0].Mode == view.FailoverManual && strings.Contains(r[0].Summary, "replica has no address"), fmt.Sprint(r)
 	})
+	// Publish only once the node runs the store's copy of v1 (revision 1),
+	// so its own first publication cannot race with ours.
+	poll(t, ctx, "v1 confirmed by the store", func() (bool, string) {
+		_, rev := n.Topology()
+		return rev > 0, fmt.Sprint("rev ", rev)
+	})
 	if _, _, err := store.PublishTopology(ctx, n.Client(), "v2.yaml", []byte(v2)); err != nil {
 		t.Fatal(err)
 	}
