@@ -210,6 +210,7 @@ datastores:
 	}
 
 	// Lose site east: the primary and east's endpoint.
+	killed := time.Now()
 	primary.Kill()
 	rp2.Primary.Kill()
 	eastLn.Close()
@@ -233,6 +234,7 @@ datastores:
 		return len(r.Targets) == 1 && r.Targets[0].Address == replica.Host && r.Targets[0].Port == replica.Port &&
 			r.Targets[0].Site == "west", string(resp.Kvs[0].Value)
 	})
+	t.Logf("site loss to routing at the new primary: %s", time.Since(killed).Round(time.Millisecond))
 	if role, err := replica.Client().Do(ctx, "ROLE").Slice(); err != nil || len(role) == 0 || role[0] != "master" {
 		t.Errorf("replica's role after failover: %v %v", role, err)
 	}
