@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
 	"github.com/firebreak/firebreak/internal/store"
+	"github.com/firebreak/firebreak/internal/store/storetest"
 )
 
 const dnsTestTopology = `
@@ -116,30 +113,7 @@ func TestDNSCommandErrors(t *testing.T) {
 // TestDNSCommandStore follows routing from a real (embedded) etcd.
 func TestDNSCommandStore(t *testing.T) {
 	const host = "127.0.30.40"
-	cfg := embed.NewConfig()
-	cfg.Name = "dns-cmd"
-	cfg.Dir = t.TempDir()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(dnsTestPort(t, host)))
-	pu, _ := url.Parse("http://" + host + ":" + strconv.Itoa(dnsTestPort(t, host)))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli, member, _ := storetest.Start(t, host)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, store.RoutingPrefix+"web", `{"service":"web","policy":"active-active","targets":[{"id":"w","site":"b","address":"10.2.0.10","port":80}]}`); err != nil {
@@ -156,7 +130,7 @@ func TestDNSCommandStore(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(rctx, []string{"dns", "--topology", topo, "--endpoints", cu.String(), "--listen", addr, "--workers", "1", "--log-level", "error"}, &out, &errb)
+		done <- run(rctx, []string{"dns", "--topology", topo, "--endpoints", member.ClientURL(), "--listen", addr, "--workers", "1", "--log-level", "error"}, &out, &errb)
 	}()
 	t.Cleanup(func() {
 		rcancel()
@@ -185,12 +159,4 @@ func TestDNSCommandStore(t *testing.T) {
 	}
 }
 
-func dnsTestPort(t *testing.T, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func dnsTestPort(t *testing.T, host string) int { return storetest.FreePort(t, host) }

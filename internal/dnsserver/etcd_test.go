@@ -3,65 +3,24 @@ package dnsserver
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
 	"github.com/firebreak/firebreak/internal/routing"
 	"github.com/firebreak/firebreak/internal/store"
+	"github.com/firebreak/firebreak/internal/store/storetest"
 )
 
-func freePort(t testing.TB, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startEtcd runs one embedded member on 127.0.30.20; stop closes it (also
-// at cleanup, once).
+// startEtcd runs one store member on 127.0.30.20; stop closes it (also at
+// cleanup, once).
 func startEtcd(t *testing.T) (cli *clientv3.Client, stop func()) {
 	t.Helper()
-	const host = "127.0.30.20"
-	cfg := embed.NewConfig()
-	cfg.Name = "dns-test"
-	cfg.Dir = t.TempDir()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse(fmt.Sprintf("http://%s:%d", host, freePort(t, host)))
-	pu, _ := url.Parse(fmt.Sprintf("http://%s:%d", host, freePort(t, host)))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() { once.Do(e.Close) }
-	t.Cleanup(stop)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd did not become ready")
-	}
-	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli, _, stop = storetest.Start(t, "127.0.30.20")
 	return cli, stop
 }
 
