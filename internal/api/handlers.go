@@ -327,6 +327,19 @@ func decodeBody(body []byte, v any) error {
 	return nil
 }
 
+// requireReason returns a view.ErrInvalid error when reason is blank, so
+// every change says why it was made; hint, when not empty, is added to the
+// message to say what the reason should explain.
+func requireReason(reason, hint string) error {
+	if strings.TrimSpace(reason) != "" {
+		return nil
+	}
+	if hint == "" {
+		return fmt.Errorf("%w: reason is required", view.ErrInvalid)
+	}
+	return fmt.Errorf("%w: reason is required: %s", view.ErrInvalid, hint)
+}
+
 func (s *Server) ttl(v string) (time.Duration, error) {
 	if v == "" {
 		return s.cfg.DefaultTTL, nil
@@ -360,8 +373,8 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request, c view.Change, bo
 		s.actionError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" {
-		s.actionError(w, r, fmt.Errorf("%w: reason is required: say why the site is drained", view.ErrInvalid))
+	if err := requireReason(req.Reason, "say why the site is drained"); err != nil {
+		s.actionError(w, r, err)
 		return
 	}
 	ttl, err := s.ttl(req.TTL)
@@ -384,8 +397,8 @@ func (s *Server) undrain(w http.ResponseWriter, r *http.Request, c view.Change, 
 		s.actionError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" {
-		s.actionError(w, r, fmt.Errorf("%w: reason is required: say why the site is back", view.ErrInvalid))
+	if err := requireReason(req.Reason, "say why the site is back"); err != nil {
+		s.actionError(w, r, err)
 		return
 	}
 	c.Why = req.Reason
@@ -414,8 +427,8 @@ func (s *Server) createOverride(w http.ResponseWriter, r *http.Request, c view.C
 		s.actionError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" {
-		s.actionError(w, r, fmt.Errorf("%w: reason is required", view.ErrInvalid))
+	if err := requireReason(req.Reason, ""); err != nil {
+		s.actionError(w, r, err)
 		return
 	}
 	ttl, err := s.ttl(req.TTL)
@@ -446,8 +459,8 @@ func (s *Server) expireOverride(w http.ResponseWriter, r *http.Request, c view.C
 	if req.Reason == "" {
 		req.Reason = r.URL.Query().Get("reason")
 	}
-	if strings.TrimSpace(req.Reason) == "" {
-		s.actionError(w, r, fmt.Errorf("%w: reason is required", view.ErrInvalid))
+	if err := requireReason(req.Reason, ""); err != nil {
+		s.actionError(w, r, err)
 		return
 	}
 	c.Why = req.Reason
