@@ -263,7 +263,13 @@ func (d *Demo) ready(ctx context.Context) (bool, string) {
 
 // Routes reads every service's routing from the store.
 func Routes(ctx context.Context, cli *clientv3.Client) (map[string]*routing.Route, error) {
-	resp, err := cli.Get(ctx, store.RoutingPrefix, clientv3.WithPrefix())
+	// A serializable read answers from the member's own applied state: it
+	// does not wait out a raft election after a burn, so the measurement
+	// loop below keeps its pace (a routing change is still only visible
+	// once committed and applied).
+	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	defer cancel()
+	resp, err := cli.Get(ctx, store.RoutingPrefix, clientv3.WithPrefix(), clientv3.WithSerializable())
 	if err != nil {
 		return nil, fmt.Errorf("read routing: %w", err)
 	}
