@@ -336,19 +336,9 @@ func (n *Node) WithLease(ctx context.Context, fn func(ctx context.Context, lease
 		lease, lctx := n.lease, n.leaseCtx
 		n.mu.Unlock()
 		if lease != 0 {
-			fctx, cancel := context.WithCancel(ctx)
-			stop := context.AfterFunc(lctx, cancel)
-			err := fn(fctx, lease)
-			if err != nil && fctx.Err() == nil {
-				n.log.Warn("lease holder returned", "err", err)
-			}
-			// Wait for this generation to end before the next.
-			select {
-			case <-fctx.Done():
-			case <-ctx.Done():
-			}
-			stop()
-			cancel()
+			n.runGeneration(ctx, lctx, "lease holder returned", func(fctx context.Context) error {
+				return fn(fctx, lease)
+			})
 		} else {
 			select {
 			case <-ch:
@@ -358,6 +348,25 @@ func (n *Node) WithLease(ctx context.Context, fn func(ctx context.Context, lease
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+}
+
+// runGeneration runs fn for one generation (of the lease or of leadership)
+// with a context cancelled when ctx or gen is done. An error from fn is
+// logged as msg unless that context had already ended. It returns only when
+// the generation has ended or ctx is done, so the caller never starts the
+// next generation while this one is still alive.
+func (n *Node) runGeneration(ctx, gen context.Context, msg string, fn func(ctx context.Context) error) {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(gen, cancel)
+	defer stop()
+	if err := fn(fctx); err != nil && fctx.Err() == nil {
+		n.log.Warn(msg, "err", err)
+	}
+	select {
+	case <-fctx.Done():
+	case <-ctx.Done():
 	}
 }
 
@@ -409,17 +418,7 @@ func (n *Node) WhileLeader(ctx context.Context, fn func(ctx context.Context) err
 		ls := n.leader
 		n.mu.Unlock()
 		if ls != nil {
-			fctx, cancel := context.WithCancel(ctx)
-			stop := context.AfterFunc(ls.ctx, cancel)
-			if err := fn(fctx); err != nil && fctx.Err() == nil {
-				n.log.Warn("leader task returned", "err", err)
-			}
-			select {
-			case <-fctx.Done():
-			case <-ctx.Done():
-			}
-			stop()
-			cancel()
+			n.runGeneration(ctx, ls.ctx, "leader task returned", fn)
 		} else {
 			select {
 			case <-ch:
