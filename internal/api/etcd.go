@@ -315,20 +315,10 @@ func (e *Etcd) apply(ctx context.Context, prefix, key string, val []byte, modRev
 		e.mu.Lock()
 		if id, ok := strings.CutPrefix(key, store.EndpointVerdictsPrefix); ok {
 			ev.Key = id
-			var v decide.EndpointVerdict
-			if deleted {
-				delete(e.epVerdicts, id)
-			} else if decode(&v) {
-				e.epVerdicts[id] = v
-			}
+			mirror(e.epVerdicts, id, deleted, decode)
 		} else if site, ok := strings.CutPrefix(key, store.SiteVerdictsPrefix); ok {
 			ev.Key = site
-			var v decide.SiteVerdict
-			if deleted {
-				delete(e.siteVerdict, site)
-			} else if decode(&v) {
-				e.siteVerdict[site] = v
-			}
+			mirror(e.siteVerdict, site, deleted, decode)
 		}
 		e.mu.Unlock()
 	case store.RoutingPrefix:
@@ -348,13 +338,8 @@ func (e *Etcd) apply(ctx context.Context, prefix, key string, val []byte, modRev
 	case store.OverridesPrefix:
 		id := strings.TrimPrefix(key, prefix)
 		ev.Kind, ev.Key = view.KindOverride, id
-		var o decide.Override
 		e.mu.Lock()
-		if deleted {
-			delete(e.overrides, id)
-		} else if decode(&o) {
-			e.overrides[id] = o
-		}
+		mirror(e.overrides, id, deleted, decode)
 		e.mu.Unlock()
 	case store.HistoryPrefix:
 		ev.Kind, ev.Key = view.KindHistory, strings.TrimPrefix(key, prefix)
@@ -380,6 +365,20 @@ func (e *Etcd) apply(ctx context.Context, prefix, key string, val []byte, modRev
 	e.mu.Unlock()
 	if publish {
 		e.publish(ev)
+	}
+}
+
+// mirror copies one store key into m: it removes name when the key was
+// deleted, otherwise stores the decoded value under name (an undecodable
+// value, already logged by decode, leaves m as it was).
+func mirror[T any](m map[string]T, name string, deleted bool, decode func(any) bool) {
+	if deleted {
+		delete(m, name)
+		return
+	}
+	var v T
+	if decode(&v) {
+		m[name] = v
 	}
 }
 
