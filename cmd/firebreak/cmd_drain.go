@@ -120,6 +120,20 @@ func (f *overrideFlags) client() (*clientv3.Client, error) {
 	return cli, nil
 }
 
+// inStore runs fn against the store itself (the break-glass --endpoints
+// path): it connects to the endpoints, bounds fn by --timeout and closes the
+// connection afterwards.
+func (f *overrideFlags) inStore(ctx context.Context, fn func(ctx context.Context, cl *clientv3.Client) error) error {
+	cl, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	return fn(ctx, cl)
+}
+
 func (f *overrideFlags) put(ctx context.Context, c *cli, kind, target string) error {
 	if !f.direct() {
 		ac, err := f.apiClient()
@@ -141,14 +155,10 @@ func (f *overrideFlags) put(ctx context.Context, c *cli, kind, target string) er
 	now := time.Now().UTC()
 	o := decide.Override{ID: decide.OverrideID(kind, target), Kind: kind, Target: target, Who: f.who, Why: f.reason,
 		Created: now, Expires: now.Add(f.dur)}
-	cl, err := f.client()
+	err := f.inStore(ctx, func(ctx context.Context, cl *clientv3.Client) error {
+		return decide.PutOverride(ctx, cl, o)
+	})
 	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	if err := decide.PutOverride(ctx, cl, o); err != nil {
 		return err
 	}
 	printOverride(c, o, f.dur)
@@ -251,14 +261,10 @@ func (f *overrideFlags) del(ctx context.Context, c *cli, id string) error {
 		fmt.Fprintf(c.stdout, "override %s (%s %s by %s) ended\n", o.ID, o.Kind, orAll(o.Target), o.Who)
 		return nil
 	}
-	cl, err := f.client()
+	err := f.inStore(ctx, func(ctx context.Context, cl *clientv3.Client) error {
+		return decide.DeleteOverride(ctx, cl, id, f.who, f.reason, time.Now().UTC())
+	})
 	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	if err := decide.DeleteOverride(ctx, cl, id, f.who, f.reason, time.Now().UTC()); err != nil {
 		if errors.Is(err, decide.ErrNoOverride) {
 			return &exitError{code: 1, err: err}
 		}
@@ -345,14 +351,13 @@ func (f *overrideFlags) list(ctx context.Context, all bool) ([]decide.Override, 
 		}
 		return out, nil
 	}
-	cl, err := f.client()
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	return decide.ListOverrides(ctx, cl)
+	var ovs []decide.Override
+	err := f.inStore(ctx, func(ctx context.Context, cl *clientv3.Client) error {
+		var err error
+		ovs, err = decide.ListOverrides(ctx, cl)
+		return err
+	})
+	return ovs, err
 }
 
 func newOverrideSetCmd(c *cli, kind string) *cobra.Command {
