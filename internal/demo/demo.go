@@ -263,13 +263,21 @@ func (d *Demo) ready(ctx context.Context) (bool, string) {
 
 // Routes reads every service's routing from the store.
 func Routes(ctx context.Context, cli *clientv3.Client) (map[string]*routing.Route, error) {
-	// A serializable read answers from the member's own applied state: it
-	// does not wait out a raft election after a burn, so the measurement
-	// loop below keeps its pace (a routing change is still only visible
-	// once committed and applied).
-	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	return readRoutes(ctx, cli)
+}
+
+// localRoutes reads routing from the member's own applied state
+// (serializable): it does not wait out a raft election after a burn, so the
+// measurement loop keeps its pace; a routing change is still only visible
+// once committed and applied.
+func localRoutes(ctx context.Context, cli *clientv3.Client) (map[string]*routing.Route, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, store.RoutingPrefix, clientv3.WithPrefix(), clientv3.WithSerializable())
+	return readRoutes(ctx, cli, clientv3.WithSerializable())
+}
+
+func readRoutes(ctx context.Context, cli *clientv3.Client, opts ...clientv3.OpOption) (map[string]*routing.Route, error) {
+	resp, err := cli.Get(ctx, store.RoutingPrefix, append([]clientv3.OpOption{clientv3.WithPrefix()}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read routing: %w", err)
 	}
@@ -427,7 +435,7 @@ func (d *Demo) Burn(ctx context.Context, site string, wait time.Duration) (*Burn
 	for {
 		now := time.Since(start)
 		pending := false
-		routes, err := Routes(wctx, cli)
+		routes, err := localRoutes(wctx, cli)
 		if err == nil {
 			for _, o := range outs {
 				r := routes[o.Service]
