@@ -60,23 +60,7 @@ func TestDNSCommand(t *testing.T) {
 	l.Close()
 	addr := "127.0.30.31:" + strconv.Itoa(port)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"dns", "--topology", topo, "--routing", rt, "--listen", addr, "--workers", "1", "--reload", "20ms", "--log-level", "error"}, &out, &errb)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("exit %d: %s", code, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("dns command did not stop")
-		}
-	})
+	errb := startCmd(t, "dns", "--topology", topo, "--routing", rt, "--listen", addr, "--workers", "1", "--reload", "20ms", "--log-level", "error")
 	c := &dns.Client{Timeout: 300 * time.Millisecond}
 	answer := func() string {
 		m := new(dns.Msg)
@@ -126,23 +110,7 @@ func TestDNSCommandStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := host + ":" + strconv.Itoa(dnsTestPort(t, host))
-	rctx, rcancel := context.WithCancel(context.Background())
-	var out, errb bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(rctx, []string{"dns", "--topology", topo, "--endpoints", member.ClientURL(), "--listen", addr, "--workers", "1", "--log-level", "error"}, &out, &errb)
-	}()
-	t.Cleanup(func() {
-		rcancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("exit %d: %s", code, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("dns command did not stop")
-		}
-	})
+	errb := startCmd(t, "dns", "--topology", topo, "--endpoints", member.ClientURL(), "--listen", addr, "--workers", "1", "--log-level", "error")
 	c := &dns.Client{Timeout: 300 * time.Millisecond}
 	deadline := time.Now().Add(15 * time.Second)
 	for {

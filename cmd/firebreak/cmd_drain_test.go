@@ -150,21 +150,8 @@ services:
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var serveOut, serveErr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s",
-			"--api-listen", apiAddr, "--dns-listen", "-", "--tokens-file", tokens}, &serveOut, &serveErr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
+	serveErr := startCmd(t, "serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s",
+		"--api-listen", apiAddr, "--dns-listen", "-", "--tokens-file", tokens)
 
 	// status through the API (flags): poll until the node leads and routes.
 	var snap view.Snapshot

@@ -33,6 +33,29 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// startCmd runs the firebreak command args in the background until the
+// test ends; cleanup cancels it, waits for it to stop and fails the test if
+// it exits non-zero or does not stop. It returns the command's stderr.
+func startCmd(t *testing.T, args ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, &out, &errb) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("%s: exit %d: %s", args[0], code, errb.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not stop", args[0])
+		}
+	})
+	return &errb
+}
+
 func freeServeURL(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.10.30:0")
@@ -51,20 +74,7 @@ func TestServeApplyStatus(t *testing.T) {
 	if err := os.WriteFile(topo, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var serveOut, serveErr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s", "--api-listen", "-", "--dns-listen", "-"}, &serveOut, &serveErr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
+	serveErr := startCmd(t, "serve", "-c", topo, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s", "--api-listen", "-", "--dns-listen", "-")
 
 	// status: poll until the node leads.
 	var st store.Status
