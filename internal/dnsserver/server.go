@@ -78,6 +78,12 @@ type Server struct {
 	log    *slog.Logger
 	tables atomic.Pointer[tables]
 	builds atomic.Uint64
+
+	// buildMu orders rebuilds (routing updates and topology changes) so
+	// that an older build never replaces a newer one; queries never take it.
+	buildMu sync.Mutex
+	top     *topology.Topology // guarded by buildMu
+	last    *routing.Table     // guarded by buildMu: the last routing applied
 	rrl    *rrl
 
 	udp   []*net.UDPConn
@@ -139,6 +145,7 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("dns server: %w", err)
 	}
 	s = &Server{
+		top:   cfg.Topology,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		rrl:   newRRL(cfg.RRL),
@@ -358,11 +365,34 @@ func (s *Server) watch(ctx context.Context) {
 	}
 }
 
+// SetTopology replaces the topology the zone is compiled from (a new
+// version applied to the store) and rebuilds the answer tables with the last
+// routing; until the rebuild is swapped in, queries get the previous tables.
+// On a build error the previous tables stay and the error is returned.
+func (s *Server) SetTopology(t *topology.Topology) error {
+	if t == nil {
+		return errors.New("dns server: no topology")
+	}
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	tb, err := build(t, s.last)
+	if err != nil {
+		return fmt.Errorf("dns server: %w", err)
+	}
+	s.top = t
+	s.tables.Store(tb)
+	s.builds.Add(1)
+	return nil
+}
+
 // apply compiles and swaps in tables for rt; on a build error the previous
 // tables stay.
 func (s *Server) apply(rt *routing.Table) {
 	start := time.Now()
-	tb, err := build(s.cfg.Topology, rt)
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	s.last = rt
+	tb, err := build(s.top, rt)
 	if err != nil {
 		s.log.Error("dns: build answer tables", "err", err, "revision", rt.Revision)
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firebreak/firebreak/internal/routing"
+	"github.com/firebreak/firebreak/internal/topology"
 )
 
 func exchange(t *testing.T, net, addr string, m *dns.Msg) *dns.Msg {
@@ -383,5 +384,31 @@ func TestIPv6(t *testing.T) {
 		if got := answers(r); !slices.Equal(got, []string{"db.svc.example. 30 A 10.1.0.30"}) {
 			t.Fatalf("%s over IPv6: %q", proto, got)
 		}
+	}
+}
+
+// TestSetTopology: a newly applied topology (here a new TTL) is compiled
+// with the last routing and served without a restart.
+func TestSetTopology(t *testing.T) {
+	topo := testTopology(t)
+	src := NewStaticSource(testRouting(t, topo))
+	s := startServer(t, Config{Topology: topo, Source: src})
+	addr := s.Addr().String()
+	eventually(t, 5*time.Second, "first routing", func() bool {
+		return slices.Equal(answers(exchange(t, "udp", addr, query("api.svc.example.", dns.TypeA))), []string{"api.svc.example. 30 A 10.2.0.11"})
+	})
+	next, err := topology.Parse("next.yaml", []byte(strings.Replace(testTopologyYAML(), "ttl: 30s", "ttl: 60s", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTopology(next); err != nil {
+		t.Fatal(err)
+	}
+	// SetTopology swaps before it returns: no polling needed.
+	if got := answers(exchange(t, "udp", addr, query("api.svc.example.", dns.TypeA))); !slices.Equal(got, []string{"api.svc.example. 60 A 10.2.0.11"}) {
+		t.Errorf("after SetTopology: %v, want the new TTL with the last routing", got)
+	}
+	if err := s.SetTopology(nil); err == nil {
+		t.Error("SetTopology(nil) accepted")
 	}
 }

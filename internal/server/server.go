@@ -302,6 +302,28 @@ func (d *DNS) Run(ctx context.Context, n *node.Node) error {
 	}
 	defer srv.Close()
 	log.Info("dns serving", "node", n.Name(), "addr", srv.Addr().String(), "zone", t.DNS.Zone)
+	// A topology applied to the store recompiles the zone in place: the
+	// sockets stay open and queries keep their answers until the swap.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		for {
+			changed := n.TopologyChanged()
+			select {
+			case <-wctx.Done():
+				return
+			case <-changed:
+			}
+			if nt, rev := n.Topology(); nt != t {
+				if err := srv.SetTopology(nt); err != nil {
+					log.Error("dns: new topology not served; keeping the previous zone", "rev", rev, "err", err)
+					continue
+				}
+				t = nt
+				log.Info("dns: zone recompiled for a new topology", "rev", rev, "zone", nt.DNS.Zone)
+			}
+		}
+	}()
 	err = srv.Serve(ctx)
 	if errors.Is(err, dnsserver.ErrClosed) {
 		err = nil

@@ -190,6 +190,25 @@ func TestServeAssembly(t *testing.T) {
 	if !n.IsLeader() {
 		t.Error("the only node is not leader")
 	}
+
+	// A topology applied to the store (firebreak apply) reaches the DNS
+	// server without a restart: a new alias answers, with the new TTL.
+	v2 := strings.Replace(strings.Replace(testTopology, "ttl: 5s", "ttl: 7s", 1), "    tier: 0\n", "    tier: 0\n    aliases: [www]\n", 1)
+	if _, changed, err := store.PublishTopology(ctx, n.Client(), "v2.yaml", []byte(v2)); err != nil || !changed {
+		t.Fatalf("publish v2: changed %v, %v", changed, err)
+	}
+	poll(t, ctx, "DNS serving the applied topology", func() (bool, string) {
+		m := new(dns.Msg)
+		m.SetQuestion("www.test.firebreak.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(m, dnsAddr)
+		if err != nil {
+			return false, err.Error()
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return false, r.String()
+		}
+		return r.Answer[0].Header().Ttl == 7, r.String()
+	})
 }
 
 // checkGoroutines fails when, after every part stopped, more goroutines run
