@@ -84,7 +84,7 @@ type Server struct {
 	buildMu sync.Mutex
 	top     *topology.Topology // guarded by buildMu
 	last    *routing.Table     // guarded by buildMu: the last routing applied
-	rrl    *rrl
+	rrl     *rrl
 
 	udp   []*net.UDPConn
 	tcp   *net.TCPListener
