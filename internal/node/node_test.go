@@ -302,13 +302,29 @@ func TestPartitionedMinority(t *testing.T) {
 	// The majority moves on: a new topology and a write.
 	ctx := ctxT(t, 30*time.Second)
 	newSrc := c.src + "  - {name: extra, site: site-n1}\n"
-	rev, changed, err := store.PublishTopology(ctx, nl.Client(), "v2.yaml", []byte(newSrc))
-	if err != nil || !changed {
-		t.Fatalf("publish on the majority: %v", err)
-	}
-	if _, err := store.Put(ctx, nl.Client(), store.RoutingKey("web"), "majority"); err != nil {
-		t.Fatal(err)
-	}
+	// The majority may still be settling its raft leadership (a proposal
+	// made during the election is dropped): retry until it is accepted.
+	var rev int64
+	retried := false
+	waitFor(t, 20*time.Second, "the majority to accept a new topology", func() bool {
+		r, changed, err := store.PublishTopology(ctx, nl.Client(), "v2.yaml", []byte(newSrc))
+		if err != nil {
+			t.Logf("publish on the majority: %v (retrying)", err)
+			retried = true
+			return false
+		}
+		if !changed && !retried {
+			t.Fatal("publish on the majority: topology unchanged")
+		}
+		// After a retry, "unchanged" means an earlier attempt committed
+		// it; r is then the current revision either way.
+		rev = r
+		return true
+	})
+	waitFor(t, 20*time.Second, "the majority to accept a write", func() bool {
+		_, err := store.Put(ctx, nl.Client(), store.RoutingKey("web"), "majority")
+		return err == nil
+	})
 	if got, _ := cut.Topology(); got != before {
 		t.Error("the cut node changed topology without quorum")
 	}
