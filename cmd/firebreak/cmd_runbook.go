@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
 	"github.com/firebreak/firebreak/internal/runbook"
+	"github.com/firebreak/firebreak/internal/store"
 	"github.com/firebreak/firebreak/internal/yamlnode"
 )
 
@@ -37,40 +34,14 @@ func (s *runbookStore) flags(cmd *cobra.Command) {
 // open connects to the store; close releases it (and stops an embedded
 // member).
 func (s *runbookStore) open(ctx context.Context) (j *runbook.EtcdJournal, closeFn func(), err error) {
-	var e *embed.Etcd
+	var e *store.Member
 	endpoints := s.endpoints
 	if len(endpoints) == 0 {
-		cfg := embed.NewConfig()
-		cfg.Dir = s.dataDir
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		port, err := freeLoopbackPort()
-		if err != nil {
-			return nil, nil, err
-		}
-		peer, err := freeLoopbackPort()
-		if err != nil {
-			return nil, nil, err
-		}
-		cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
-		pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", peer))
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-		cfg.InitialCluster = cfg.Name + "=" + pu.String()
-		cfg.MaxRequestBytes = 8 << 20
-		e, err = embed.StartEtcd(cfg)
+		e, err = store.StartLoopback(ctx, store.MemberConfig{Name: "runbook", Dir: s.dataDir}, "127.0.0.1")
 		if err != nil {
 			return nil, nil, fmt.Errorf("start embedded store in %s: %w (is another firebreak using it? use --endpoints)", s.dataDir, err)
 		}
-		select {
-		case <-e.Server.ReadyNotify():
-		case <-time.After(30 * time.Second):
-			e.Close()
-			return nil, nil, errors.New("embedded store did not become ready in 30s")
-		case <-ctx.Done():
-			e.Close()
-			return nil, nil, ctx.Err()
-		}
-		endpoints = []string{cu.String()}
+		endpoints = []string{e.ClientURL()}
 	}
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx})
 	if err != nil {
@@ -100,15 +71,6 @@ func resolveRunbook(arg string) string {
 		}
 	}
 	return arg
-}
-
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func newRunbookCmd(c *cli) *cobra.Command {

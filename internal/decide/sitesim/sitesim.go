@@ -14,14 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	"github.com/firebreak/firebreak/internal/decide"
@@ -58,7 +56,7 @@ type Sim struct {
 	// ClientURL is the embedded etcd's client URL (http://127.0.0.1:port).
 	ClientURL string
 
-	etcd    *embed.Etcd
+	etcd    *store.Member
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	cut     map[string]*atomic.Bool
@@ -216,58 +214,20 @@ func (s *Sim) startEtcd(dir string) error {
 	return nil
 }
 
-// StartEtcd starts a single-member embedded etcd in dir on free loopback
-// ports and returns it with a client and its client URL. Close the client,
-// then the server.
-func StartEtcd(dir string) (*embed.Etcd, *clientv3.Client, string, error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	cu, _ := url.Parse("http://127.0.0.1:" + ports[0])
-	pu, _ := url.Parse("http://127.0.0.1:" + ports[1])
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	e, err := embed.StartEtcd(cfg)
+// StartEtcd starts a single-member store (store.StartLoopback) in dir on
+// free loopback ports and returns it with a client and its client URL.
+// Close the client, then the member.
+func StartEtcd(dir string) (*store.Member, *clientv3.Client, string, error) {
+	m, err := store.StartLoopback(context.Background(), store.MemberConfig{Name: "sitesim", Dir: dir, TickMs: 50, ElectionMs: 500}, "127.0.0.1")
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("sitesim: start etcd: %w", err)
 	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, nil, "", errors.New("sitesim: etcd did not become ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		e.Close()
+		m.Close()
 		return nil, nil, "", fmt.Errorf("sitesim: etcd client: %w", err)
 	}
-	return e, cli, cu.String(), nil
-}
-
-func freePorts(n int) ([]string, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		_, p, _ := net.SplitHostPort(l.Addr().String())
-		out = append(out, p)
-	}
-	return out, nil
+	return m, cli, m.ClientURL(), nil
 }
 
 func (s *Sim) serve(site, addr string) error {

@@ -1,24 +1,25 @@
 package harness
 
 import (
+	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/firebreak/firebreak/internal/store"
 )
 
-// Etcd is a single embedded etcd member with a client.
+// Etcd is a single embedded store member with a client.
 type Etcd struct {
-	Server *embed.Etcd
+	Member *store.Member
 	Client *clientv3.Client
 	dir    string
 }
 
-// StartEtcd starts an embedded etcd member on 127.0.0.1 free ports, in a
-// temporary directory, and connects a client to it.
+// StartEtcd starts a store member (store.StartLoopback) on 127.0.0.1 free
+// ports, in a temporary directory, and connects a client to it.
 func StartEtcd() (_ *Etcd, err error) {
 	dir, err := os.MkdirTemp("", "firebreak-etcd-")
 	if err != nil {
@@ -30,33 +31,12 @@ func StartEtcd() (_ *Etcd, err error) {
 			e.Close()
 		}
 	}()
-	cport, err := FreePort("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	pport, err := FreePort("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", cport))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", pport))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	srv, err := embed.StartEtcd(cfg)
+	m, err := store.StartLoopback(context.Background(), store.MemberConfig{Name: "harness", Dir: dir, TickMs: 50, ElectionMs: 500}, "127.0.0.1")
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	e.Server = srv
-	select {
-	case <-srv.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		return nil, fmt.Errorf("etcd not ready after 30s")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second})
+	e.Member = m
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
@@ -71,9 +51,9 @@ func (e *Etcd) Close() {
 		_ = e.Client.Close()
 		e.Client = nil
 	}
-	if e.Server != nil {
-		e.Server.Close()
-		e.Server = nil
+	if e.Member != nil {
+		e.Member.Close()
+		e.Member = nil
 	}
 	_ = os.RemoveAll(e.dir)
 }

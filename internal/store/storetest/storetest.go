@@ -4,7 +4,7 @@
 package storetest
 
 import (
-	"fmt"
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -33,22 +33,11 @@ func FreePort(t testing.TB, host string) int {
 // would when its store dies); it is idempotent. Cleanup closes both.
 func Start(t testing.TB, host string) (cli *clientv3.Client, m *store.Member, stop func()) {
 	t.Helper()
-	m, err := store.StartMember(store.MemberConfig{
-		Name:       "test",
-		Dir:        t.TempDir(),
-		ClientURL:  fmt.Sprintf("http://%s:%d", host, FreePort(t, host)),
-		PeerURL:    fmt.Sprintf("http://%s:%d", host, FreePort(t, host)),
-		TickMs:     50,
-		ElectionMs: 500,
-	})
+	m, err := store.StartLoopback(context.Background(), store.MemberConfig{
+		Name: "test", Dir: t.TempDir(), TickMs: 50, ElectionMs: 500,
+	}, host)
 	if err != nil {
 		t.Fatalf("start store member: %v", err)
-	}
-	select {
-	case <-m.Ready():
-	case <-time.After(30 * time.Second):
-		m.Close()
-		t.Fatal("store member did not become ready within 30s")
 	}
 	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
